@@ -1,0 +1,158 @@
+#include "arguments.h"
+
+#include <ATen/MemoryOverlap.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+namespace scorekern {
+
+RowShape row_shape(const at::Tensor& x, const char* op) {
+  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
+  const int64_t rows = x.dim() == 1 ? 1 : x.size(0);
+  const int64_t cols = rows == 0 ? 0 : x.numel() / rows;
+  // The stream's counter holds the row in 32 bits and the column block c/4
+  // in 32 bits (DESIGN §2).
+  TORCH_CHECK(cols <= (int64_t{1} << 34), op, ": a row may hold at most 2^34 elements, got ",
+              cols);
+  return RowShape{rows, cols};
+}
+
+DType kernel_dtype(const at::Tensor& x, const char* op) {
+  switch (x.scalar_type()) {
+    case at::kFloat: return DType::Float32;
+    case at::kDouble: return DType::Float64;
+    case at::kHalf: return DType::Float16;
+    case at::kBFloat16: return DType::BFloat16;
+    default:
+      TORCH_CHECK(false, op, ": expected a float32, float64, float16 or bfloat16 tensor, got ",
+                  x.scalar_type());
+  }
+}
+
+c10::ScalarType opmath_dtype(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+StreamPos stream_pos(int64_t seed, int64_t offset) {
+  return make_stream_pos(static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+}
+
+const int64_t* checked_row_ids(const std::optional<at::Tensor>& row_ids, const at::Tensor& x,
+                               int64_t rows, const char* op) {
+  if (!row_ids.has_value()) {
+    TORCH_CHECK(rows <= (int64_t{1} << 32), op,
+                ": more than 2^32 rows need explicit row_ids (the row id is a 32-bit word)");
+    return nullptr;
+  }
+  const at::Tensor& ids = *row_ids;
+  TORCH_CHECK(ids.scalar_type() == at::kLong, op, ": row_ids must be an int64 tensor, got ",
+              ids.scalar_type());
+  TORCH_CHECK(ids.dim() == 1 && ids.size(0) == rows, op,
+              ": row_ids must have shape [", rows, "] (one id per row), got ", ids.sizes());
+  TORCH_CHECK(ids.device() == x.device(), op, ": row_ids must be on ", x.device(), ", got ",
+              ids.device());
+  TORCH_CHECK(ids.is_contiguous(), op, ": row_ids must be contiguous");
+  const int64_t* p = ids.data_ptr<int64_t>();
+  if (ids.is_cpu()) {
+    for (int64_t i = 0; i < rows; ++i) {
+      TORCH_CHECK(p[i] >= 0 && p[i] <= int64_t{0xffffffff}, op,
+                  ": row_ids must lie in [0, 2^32), got ", p[i], " at position ", i);
+    }
+  }
+  return p;
+}
+
+Coef checked_coef(const std::optional<at::Tensor>& values, double scale, const at::Tensor& x,
+                  int64_t rows, const char* name, const char* op) {
+  if (!values.has_value()) return Coef{nullptr, scale, 0};
+  const at::Tensor& v = *values;
+  TORCH_CHECK(v.scalar_type() == opmath_dtype(x), op, ": ", name, " must be ",
+              opmath_dtype(x), " for ", x.scalar_type(), " data, got ", v.scalar_type());
+  TORCH_CHECK(v.device() == x.device(), op, ": ", name, " must be on ", x.device(), ", got ",
+              v.device());
+  TORCH_CHECK(v.numel() == 1 || (v.dim() == 1 && v.size(0) == rows), op, ": ", name,
+              " must hold one value per row ([", rows, "]) or a single value, got shape ",
+              v.sizes());
+  TORCH_CHECK(v.is_contiguous(), op, ": ", name, " must be contiguous");
+  return Coef{v.data_ptr(), scale, v.numel() == 1 ? 0 : 1};
+}
+
+namespace {
+
+void check_like(const at::Tensor& t, const at::Tensor& x, const char* name, const char* op) {
+  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on ", x.device(), " like x, got ",
+              t.device());
+  TORCH_CHECK(t.scalar_type() == x.scalar_type(), op, ": ", name, " must have x's dtype ",
+              x.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK(t.sizes() == x.sizes(), op, ": ", name, " must have x's shape ", x.sizes(),
+              ", got ", t.sizes());
+}
+
+// The contiguous tensor a kernel writes for `target`: target itself when it
+// is contiguous (x itself when writing in place), else a temporary.
+at::Tensor writable(const at::Tensor& target, const at::Tensor& x, const at::Tensor& x_contig,
+                    at::Tensor& copy_back) {
+  if (target.is_contiguous()) return target;
+  copy_back = target;
+  if (target.is_same(x)) return x_contig;  // in place on a strided x: write its contiguous copy
+  return at::empty(target.sizes(), target.options().memory_format(at::MemoryFormat::Contiguous));
+}
+
+}  // namespace
+
+UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
+                          const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                          const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                          const std::optional<at::Tensor>& mean_out, const char* op) {
+  const RowShape shape = row_shape(x, op);
+  UpdateCall call;
+  call.args.dtype = kernel_dtype(x, op);
+  call.args.rows = shape.rows;
+  call.args.cols = shape.cols;
+  check_like(score, x, "score", op);
+  check_like(out, x, "out", op);
+  if (noise.has_value()) check_like(*noise, x, "noise", op);
+  if (mean_out.has_value()) check_like(*mean_out, x, "mean_out", op);
+
+  // out may be x itself (in place) but must not partly overlap it, nor touch
+  // the other inputs; mean_out must be apart from everything.
+  at::assert_no_partial_overlap(out, x);
+  at::assert_no_overlap(out, score);
+  if (noise.has_value()) at::assert_no_overlap(out, *noise);
+  if (mean_out.has_value()) {
+    at::assert_no_overlap(*mean_out, x);
+    at::assert_no_overlap(*mean_out, score);
+    at::assert_no_overlap(*mean_out, out);
+    if (noise.has_value()) at::assert_no_overlap(*mean_out, *noise);
+  }
+
+  call.x = x.contiguous();
+  call.score = score.contiguous();
+  if (noise.has_value()) call.noise = noise->contiguous();
+  call.out = writable(out, x, call.x, call.out_target);
+  if (mean_out.has_value()) call.mean = writable(*mean_out, x, call.x, call.mean_target);
+  if (row_ids.has_value()) call.row_ids = *row_ids;
+
+  call.args.x = call.x.data_ptr();
+  call.args.score = call.score.data_ptr();
+  call.args.out = call.out.data_ptr();
+  call.args.mean = call.mean.defined() ? call.mean.data_ptr() : nullptr;
+  call.args.noise.tensor = call.noise.defined() ? call.noise.data_ptr() : nullptr;
+  call.args.noise.row_ids = checked_row_ids(row_ids, x, shape.rows, op);
+  call.args.noise.pos = stream_pos(seed, offset);
+  return call;
+}
+
+UpdateOutputs new_update_outputs(const at::Tensor& x, bool return_mean) {
+  const auto options = x.options().memory_format(at::MemoryFormat::Contiguous);
+  return UpdateOutputs{at::empty(x.sizes(), options),
+                       return_mean ? at::empty(x.sizes(), options) : at::empty({0}, x.options()),
+                       return_mean};
+}
+
+void UpdateCall::finish() {
+  if (out_target.defined()) out_target.copy_(out);
+  if (mean_target.defined()) mean_target.copy_(mean);
+}
+
+}  // namespace scorekern

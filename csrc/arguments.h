@@ -1,0 +1,73 @@
+// Argument checking and preparation shared by the CPU and CUDA glue: one
+// place that turns the op's tensors into the raw kernel arguments (args.h).
+// The Python layer (scorekern/ops.py) checks the same things first, with
+// the user's argument names; these checks keep direct torch.ops callers safe.
+#pragma once
+
+#include <optional>
+#include <tuple>
+
+#include <ATen/core/Tensor.h>
+
+#include "scorekern/args.h"
+
+namespace scorekern {
+
+struct RowShape {
+  int64_t rows, cols;
+};
+
+// A row is x[i] flattened; a 1-D tensor is one row. Requires x.dim() >= 1.
+RowShape row_shape(const at::Tensor& x, const char* op);
+
+// The kernel dtype of a floating tensor (float32/64, float16, bfloat16).
+DType kernel_dtype(const at::Tensor& x, const char* op);
+
+// The stream position of (seed, offset), both 64-bit (DESIGN §2).
+StreamPos stream_pos(int64_t seed, int64_t offset);
+
+// Checks row ids: int64, shape [rows], on x's device, contiguous; on the CPU
+// also that each lies in [0, 2^32). Returns the data pointer or null.
+const int64_t* checked_row_ids(const std::optional<at::Tensor>& row_ids, const at::Tensor& x,
+                               int64_t rows, const char* op);
+
+// The data of an elementwise op prepared for a kernel: contiguous inputs,
+// contiguous outputs (the user's own when possible, else temporaries copied
+// back by finish()), and the coefficients.
+struct UpdateCall {
+  UpdateArgs args{};
+  at::Tensor x, score, noise, out, mean, row_ids;
+  at::Tensor out_target, mean_target;  // set when a temporary stands in for them
+
+  void finish();
+};
+
+// Checks and prepares x, score, noise, row ids, out and mean_out; the
+// coefficients and stream position are set by the caller.
+UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
+                          const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                          const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                          const std::optional<at::Tensor>& mean_out, const char* op);
+
+// A coefficient `scale · values`: values, when given, are the arithmetic
+// dtype of x (float32, or float64 for float64 data), contiguous, on x's
+// device, with one entry per row or a single entry for all rows.
+Coef checked_coef(const std::optional<at::Tensor>& values, double scale, const at::Tensor& x,
+                  int64_t rows, const char* name, const char* op);
+
+// The outputs of a functional update: x' and the mean (empty when not asked
+// for), contiguous, with x's shape, dtype and device.
+struct UpdateOutputs {
+  at::Tensor out, mean;
+  bool with_mean;
+  std::optional<at::Tensor> mean_out() const {
+    return with_mean ? std::optional<at::Tensor>(mean) : std::nullopt;
+  }
+  std::tuple<at::Tensor, at::Tensor> result() const { return {out, mean}; }
+};
+UpdateOutputs new_update_outputs(const at::Tensor& x, bool return_mean);
+
+// The arithmetic dtype of x's kernels: float64 for float64 data, else float32.
+c10::ScalarType opmath_dtype(const at::Tensor& x);
+
+}  // namespace scorekern

@@ -1,0 +1,398 @@
+// The CPU kernel loops, written once and compiled once per instruction set:
+// each kernels_<isa>.cpp sets its target and SK_CPU_NS, then includes this
+// file, so every function here lives in scorekern::cpu::<isa> and the copies
+// built for different instruction sets never meet at link time.
+//
+// The arithmetic itself comes from the shared headers (philox.h,
+// noisy_update.h, numeric.h); this file only walks the data: a tile's Philox
+// counters are laid out in arrays, Philox runs on SIMD lane packs, and the
+// Box–Muller and update loops are plain loops that gcc vectorises.
+//
+// Bytes per element (float32): fill_noise writes 4; update reads x and the
+// score and writes x' (12; 16 with the mean; 16 with a noise tensor);
+// sum_squares reads the score (4, 8 with a noise tensor). On this class of
+// machine generating the noise, not memory, sets the pace.
+#pragma once
+
+#ifndef SK_CPU_NS
+#error "define SK_CPU_NS (the instruction-set namespace) before including kernels_impl.h"
+#endif
+
+#include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+#include "../scorekern/noisy_update.h"
+#include "../scorekern/numeric.h"
+#include "../scorekern/philox.h"
+#include "kernels.h"
+
+namespace scorekern {
+namespace cpu {
+namespace SK_CPU_NS {
+
+// ---------------------------------------------------------------------------
+// Lane packs for Philox (SK_CPU_AVX512 and SK_CPU_AVX2 come from the
+// including file: gcc's target pragma does not define __AVX2__ and friends).
+// 32-bit words are held in 64-bit lanes, so that one
+// even-lane widening multiply (pmuludq) gives both halves of the product and
+// nothing needs shuffling. The upper 32 bits of a lane are don't-care: the
+// multiply ignores them and the final narrowing drops them.
+#if defined(SK_CPU_AVX512)
+constexpr int kVectorLanes = 8;
+typedef uint64_t U64V __attribute__((vector_size(64)));
+typedef uint32_t U32V __attribute__((vector_size(32)));
+SK_INLINE U64V mul_even(U64V a, uint32_t m) {
+  return (U64V)_mm512_mul_epu32((__m512i)a, _mm512_set1_epi64(m));
+}
+#elif defined(SK_CPU_AVX2)
+constexpr int kVectorLanes = 4;
+typedef uint64_t U64V __attribute__((vector_size(32)));
+typedef uint32_t U32V __attribute__((vector_size(16)));
+SK_INLINE U64V mul_even(U64V a, uint32_t m) {
+  return (U64V)_mm256_mul_epu32((__m256i)a, _mm256_set1_epi64x(m));
+}
+#elif defined(__SSE2__)
+constexpr int kVectorLanes = 2;
+typedef uint64_t U64V __attribute__((vector_size(16)));
+typedef uint32_t U32V __attribute__((vector_size(8)));
+SK_INLINE U64V mul_even(U64V a, uint32_t m) {
+  return (U64V)_mm_mul_epu32((__m128i)a, _mm_set1_epi64x(m));
+}
+#else
+#define SK_SCALAR_LANES 1
+#endif
+
+#if defined(SK_SCALAR_LANES)
+constexpr int kLanes = 1;
+using Lanes = uint32_t;
+SK_INLINE Lanes load_lanes(const uint32_t* p) { return *p; }
+SK_INLINE void store_lanes(uint32_t* p, Lanes v) { *p = v; }
+SK_INLINE Lanes splat(uint32_t k) { return k; }
+#else
+// Two vectors per pack: a Philox round is a chain of dependent multiplies,
+// and two independent chains side by side keep the multiplier busy.
+constexpr int kPacks = 2;
+constexpr int kLanes = kPacks * kVectorLanes;
+struct Lanes {
+  U64V v[kPacks];
+};
+SK_INLINE Lanes operator^(const Lanes& a, const Lanes& b) {
+  Lanes r;
+  for (int p = 0; p < kPacks; ++p) r.v[p] = a.v[p] ^ b.v[p];
+  return r;
+}
+SK_INLINE Lanes operator^(const Lanes& a, uint32_t k) {
+  Lanes r;
+  for (int p = 0; p < kPacks; ++p) r.v[p] = a.v[p] ^ static_cast<uint64_t>(k);
+  return r;
+}
+SK_INLINE Lanes load_lanes(const uint32_t* ptr) {
+  Lanes r;
+  for (int p = 0; p < kPacks; ++p) {
+    U32V t;
+    std::memcpy(&t, ptr + p * kVectorLanes, sizeof t);
+    r.v[p] = __builtin_convertvector(t, U64V);
+  }
+  return r;
+}
+SK_INLINE void store_lanes(uint32_t* ptr, const Lanes& l) {
+  for (int p = 0; p < kPacks; ++p) {
+    const U32V t = __builtin_convertvector(l.v[p], U32V);
+    std::memcpy(ptr + p * kVectorLanes, &t, sizeof t);
+  }
+}
+SK_INLINE Lanes splat(uint32_t k) {
+  Lanes r;
+  for (int p = 0; p < kPacks; ++p) r.v[p] = U64V{} + static_cast<uint64_t>(k);
+  return r;
+}
+#endif
+
+}  // namespace SK_CPU_NS
+}  // namespace cpu
+
+#if !defined(SK_SCALAR_LANES)
+template <>
+struct WideMul<cpu::SK_CPU_NS::Lanes> {
+  using L = cpu::SK_CPU_NS::Lanes;
+  SK_INLINE static void mul(const L& c, uint32_t m, L& hi, L& lo) {
+    for (int p = 0; p < cpu::SK_CPU_NS::kPacks; ++p) {
+      lo.v[p] = cpu::SK_CPU_NS::mul_even(c.v[p], m);
+      hi.v[p] = lo.v[p] >> 32;
+    }
+  }
+};
+#endif
+
+namespace cpu {
+namespace SK_CPU_NS {
+
+constexpr int64_t kTileGroups = kTile / 4;
+static_assert(kTileGroups % kLanes == 0, "a tile's groups must fill whole lane packs");
+
+// The noise of one tile in element order, generated from the stream: the
+// Philox counters (column block, row id) of every group of four columns,
+// then the words, then normals or signs.
+template <typename O>
+struct TileNoise {
+  alignas(64) uint32_t block[kTileGroups];
+  alignas(64) uint32_t row[kTileGroups];
+  alignas(64) uint32_t w0[kTileGroups], w1[kTileGroups], w2[kTileGroups], w3[kTileGroups];
+  alignas(64) O n0[kTileGroups], n1[kTileGroups], n2[kTileGroups], n3[kTileGroups];
+  alignas(64) O grouped[kTile];  // four values per group, group after group
+  alignas(64) O ordered[kTile];  // element order, when short rows leave gaps in `grouped`
+
+  const O* make(const Span& sp, const NoiseSource& src, NoiseKind kind) {
+    const int64_t groups_per_row = (sp.ncols + 3) / 4;
+    const uint32_t block0 = static_cast<uint32_t>(sp.col0 / 4);
+    int64_t n = 0;
+    for (int64_t r = 0; r < sp.nrows; ++r) {
+      const int64_t index = sp.row0 + r;
+      const uint32_t id = static_cast<uint32_t>(src.row_ids ? src.row_ids[index] : index);
+      for (int64_t g = 0; g < groups_per_row; ++g, ++n) {
+        block[n] = block0 + static_cast<uint32_t>(g);
+        row[n] = id;
+      }
+    }
+    const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+    for (int64_t i = n; i < padded; ++i) block[i] = row[i] = 0;
+
+    const StreamPos pos = src.pos;
+    for (int64_t i = 0; i < padded; i += kLanes) {
+      Lanes c0 = load_lanes(block + i), c1 = load_lanes(row + i);
+      Lanes c2 = splat(pos.off0), c3 = splat(pos.off1);
+      philox4x32_10(c0, c1, c2, c3, pos.key0, pos.key1);
+      store_lanes(w0 + i, c0);
+      store_lanes(w1 + i, c1);
+      store_lanes(w2 + i, c2);
+      store_lanes(w3 + i, c3);
+    }
+
+    if (kind == NoiseKind::Normal) {
+      // Box–Muller into four planes, then one interleaving pass: gcc
+      // vectorises the planes without the shuffles of four-way strided stores.
+      for (int64_t i = 0; i < n; ++i) {
+        normals4<O>(Words4{w0[i], w1[i], w2[i], w3[i]}, n0[i], n1[i], n2[i], n3[i]);
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        grouped[4 * i] = n0[i];
+        grouped[4 * i + 1] = n1[i];
+        grouped[4 * i + 2] = n2[i];
+        grouped[4 * i + 3] = n3[i];
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        grouped[4 * i] = rademacher_from_word<O>(w0[i]);
+        grouped[4 * i + 1] = rademacher_from_word<O>(w1[i]);
+        grouped[4 * i + 2] = rademacher_from_word<O>(w2[i]);
+        grouped[4 * i + 3] = rademacher_from_word<O>(w3[i]);
+      }
+    }
+    if (sp.nrows == 1 || sp.ncols % 4 == 0) return grouped;
+    for (int64_t r = 0; r < sp.nrows; ++r) {
+      std::memcpy(ordered + r * sp.ncols, grouped + r * groups_per_row * 4, sp.ncols * sizeof(O));
+    }
+    return ordered;
+  }
+};
+
+template <typename O>
+SK_INLINE RowCoef<O> typed(const Coef& c) {
+  return RowCoef<O>{static_cast<const O*>(c.values), static_cast<O>(c.scale), c.stride};
+}
+
+// ---------------------------------------------------------------------------
+// randn / rademacher
+
+template <typename T>
+void fill_noise_impl(const Plan& plan, void* out_, NoiseKind kind, const NoiseSource& src,
+                     int64_t t0, int64_t t1) {
+  using O = opmath_t<T>;
+  T* out = static_cast<T*>(out_);
+  TileNoise<O> tile;
+  for (int64_t t = t0; t < t1; ++t) {
+    const Span sp = span_of(plan, t);
+    const O* z = tile.make(sp, src, kind);
+    T* o = out + span_base(plan, sp);
+    const int64_t n = span_size(sp);
+    for (int64_t i = 0; i < n; ++i) store_op(o + i, z[i]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// noisy_update: mean = a·x + b·s, x' = mean + c·z over n contiguous elements.
+// `inplace` runs are written with one pointer for x and x', so that the
+// vectoriser needs no runtime alias check to keep its vector loop.
+
+template <typename T, typename Z, typename O>
+SK_INLINE void update_run(const T* __restrict x, const T* __restrict s, const Z* __restrict z,
+                          T* __restrict out, T* __restrict mean, int64_t n, O a, O b, O c) {
+  if (mean) {
+    for (int64_t i = 0; i < n; ++i) {
+      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
+      store_op(mean + i, m);
+      store_op(out + i, update_noisy(m, c, load_op(z + i)));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
+      store_op(out + i, update_noisy(m, c, load_op(z + i)));
+    }
+  }
+}
+
+template <typename T, typename Z, typename O>
+SK_INLINE void update_run_inplace(T* __restrict x, const T* __restrict s, const Z* __restrict z,
+                                  T* __restrict mean, int64_t n, O a, O b, O c) {
+  if (mean) {
+    for (int64_t i = 0; i < n; ++i) {
+      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
+      store_op(mean + i, m);
+      store_op(x + i, update_noisy(m, c, load_op(z + i)));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
+      store_op(x + i, update_noisy(m, c, load_op(z + i)));
+    }
+  }
+}
+
+template <typename T, typename Z, typename O>
+SK_INLINE void update_span(const UpdateArgs& args, const Plan& plan, const Span& sp, const Z* z,
+                           const RowCoef<O>& a, const RowCoef<O>& b, const RowCoef<O>& c) {
+  const int64_t base = span_base(plan, sp);
+  const T* x = static_cast<const T*>(args.x) + base;
+  const T* s = static_cast<const T*>(args.score) + base;
+  T* out = static_cast<T*>(args.out) + base;
+  T* mean = args.mean ? static_cast<T*>(args.mean) + base : nullptr;
+  const bool inplace = static_cast<const void*>(out) == static_cast<const void*>(x);
+  // With coefficients shared by all rows the whole tile is one run.
+  const bool shared = a.uniform() && b.uniform() && c.uniform();
+  const int64_t runs = shared ? 1 : sp.nrows;
+  const int64_t len = shared ? span_size(sp) : sp.ncols;
+  for (int64_t r = 0; r < runs; ++r) {
+    const int64_t row = sp.row0 + r, off = r * len;
+    const O ar = a.at(row), br = b.at(row), cr = c.at(row);
+    T* m = mean ? mean + off : nullptr;
+    if (inplace) {
+      update_run_inplace(out + off, s + off, z + off, m, len, ar, br, cr);
+    } else {
+      update_run(x + off, s + off, z + off, out + off, m, len, ar, br, cr);
+    }
+  }
+}
+
+template <typename T>
+void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
+  using O = opmath_t<T>;
+  const RowCoef<O> a = typed<O>(args.a), b = typed<O>(args.b), c = typed<O>(args.c);
+  if (args.noise.tensor) {
+    const T* noise = static_cast<const T*>(args.noise.tensor);
+    for (int64_t t = t0; t < t1; ++t) {
+      const Span sp = span_of(plan, t);
+      update_span<T>(args, plan, sp, noise + span_base(plan, sp), a, b, c);
+    }
+    return;
+  }
+  TileNoise<O> tile;
+  for (int64_t t = t0; t < t1; ++t) {
+    const Span sp = span_of(plan, t);
+    update_span<T>(args, plan, sp, tile.make(sp, args.noise, NoiseKind::Normal), a, b, c);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Sums of squares per (row, column tile). Sixteen independent accumulators
+// make the order of additions fixed (the vectoriser may not reorder a float
+// sum), so the result does not depend on the instruction set.
+
+constexpr int kAccumulators = 16;
+
+template <typename V, typename O>
+SK_INLINE double sum_squares_run(const V* __restrict p, int64_t n) {
+  O acc[kAccumulators] = {};
+  int64_t i = 0;
+  for (; i + kAccumulators <= n; i += kAccumulators) {
+    for (int j = 0; j < kAccumulators; ++j) {
+      const O v = load_op(p + i + j);
+      acc[j] += v * v;
+    }
+  }
+  for (int j = 0; i + j < n; ++j) {
+    const O v = load_op(p + i + j);
+    acc[j] += v * v;
+  }
+  double total = 0.0;
+  for (int j = 0; j < kAccumulators; ++j) total += static_cast<double>(acc[j]);
+  return total;
+}
+
+template <typename T>
+void sum_squares_impl(const SumSquaresArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
+  using O = opmath_t<T>;
+  const T* score = static_cast<const T*>(args.score);
+  const T* noise = static_cast<const T*>(args.noise.tensor);
+  TileNoise<O> tile;
+  for (int64_t t = t0; t < t1; ++t) {
+    const Span sp = span_of(plan, t);
+    const int64_t base = span_base(plan, sp);
+    const O* z = noise ? nullptr : tile.make(sp, args.noise, NoiseKind::Normal);
+    const int64_t ct = sp.col0 / kTile;
+    for (int64_t r = 0; r < sp.nrows; ++r) {
+      const int64_t off = r * sp.ncols;
+      const int64_t slot = (sp.row0 + r) * plan.col_tiles + ct;
+      args.score_ss[slot] = sum_squares_run<T, O>(score + base + off, sp.ncols);
+      args.noise_ss[slot] = noise ? sum_squares_run<T, O>(noise + base + off, sp.ncols)
+                                  : sum_squares_run<O, O>(z + off, sp.ncols);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Entry points: one switch on the dtype each.
+
+#define SK_CPU_DISPATCH(dtype, FN, ...)                          \
+  switch (dtype) {                                               \
+    case DType::Float32: FN<float>(__VA_ARGS__); break;          \
+    case DType::Float64: FN<double>(__VA_ARGS__); break;         \
+    case DType::Float16: FN<Half>(__VA_ARGS__); break;           \
+    case DType::BFloat16: FN<BFloat16>(__VA_ARGS__); break;      \
+  }
+
+inline void fill_noise(DType dtype, const Plan& plan, void* out, NoiseKind kind,
+                       const NoiseSource& src, int64_t t0, int64_t t1) {
+  SK_CPU_DISPATCH(dtype, fill_noise_impl, plan, out, kind, src, t0, t1)
+}
+
+inline void update(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
+  SK_CPU_DISPATCH(args.dtype, update_impl, args, plan, t0, t1)
+}
+
+inline void sum_squares(const SumSquaresArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
+  SK_CPU_DISPATCH(args.dtype, sum_squares_impl, args, plan, t0, t1)
+}
+
+#undef SK_CPU_DISPATCH
+
+const Kernels& table();
+
+}  // namespace SK_CPU_NS
+}  // namespace cpu
+}  // namespace scorekern
+
+// The table each kernels_<isa>.cpp defines (with SK_CPU_NAME, its name).
+#define SK_DEFINE_CPU_KERNELS(NAME)                                                   \
+  namespace scorekern {                                                               \
+  namespace cpu {                                                                     \
+  namespace SK_CPU_NS {                                                               \
+  const Kernels& table() {                                                            \
+    static const Kernels k{NAME, &fill_noise, &update, &sum_squares};                 \
+    return k;                                                                         \
+  }                                                                                   \
+  }                                                                                   \
+  }                                                                                   \
+  }

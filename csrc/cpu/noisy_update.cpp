@@ -1,0 +1,157 @@
+// CPU implementations of the fused noisy update and of the signal-to-noise
+// Langevin corrector (two passes: the norms, then the update, with the same
+// noise regenerated and never stored).
+#include <cmath>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "../arguments.h"
+#include "../scorekern/noisy_update.h"
+#include "kernels.h"
+
+namespace scorekern {
+namespace {
+
+constexpr int64_t kGrainTiles = 16;  // about 16K elements per parallel task
+
+void run_update(const UpdateArgs& args) {
+  const cpu::Plan plan = cpu::make_plan(args.rows, args.cols);
+  const cpu::Kernels& k = cpu::kernels();
+  at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t begin, int64_t end) {
+    k.update(args, plan, begin, end);
+  });
+}
+
+void noisy_update_out_cpu(const at::Tensor& x, const at::Tensor& score,
+                          const std::optional<at::Tensor>& a, double a_scale,
+                          const std::optional<at::Tensor>& b, double b_scale,
+                          const std::optional<at::Tensor>& c, double c_scale,
+                          const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                          const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                          const std::optional<at::Tensor>& mean_out) {
+  constexpr const char* op = "noisy_update";
+  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  const int64_t rows = call.args.rows;
+  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
+  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
+  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
+  run_update(call.args);
+  call.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> noisy_update_cpu(
+    const at::Tensor& x, const at::Tensor& score, const std::optional<at::Tensor>& a,
+    double a_scale, const std::optional<at::Tensor>& b, double b_scale,
+    const std::optional<at::Tensor>& c, double c_scale, const std::optional<at::Tensor>& noise,
+    int64_t seed, int64_t offset, const std::optional<at::Tensor>& row_ids, bool return_mean) {
+  const UpdateOutputs o = new_update_outputs(x, return_mean);
+  noisy_update_out_cpu(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids,
+                       o.out, o.mean_out());
+  return o.result();
+}
+
+// b = ε and c = √(2ε) of every row into coefs[0] and coefs[1] ([2, rows]),
+// computed in double and stored in the arithmetic type O of the data.
+template <typename O>
+void write_snr_coefficients(const Coef& alpha, double snr, bool batch_norms,
+                            const std::vector<double>& score_norm,
+                            const std::vector<double>& noise_norm, double score_mean,
+                            double noise_mean, O* coefs) {
+  const int64_t rows = static_cast<int64_t>(score_norm.size());
+  const O* alpha_values = static_cast<const O*>(alpha.values);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double alpha_r =
+        alpha.scale * (alpha_values ? static_cast<double>(alpha_values[r * alpha.stride]) : 1.0);
+    double b, c;
+    snr_coefficients(alpha_r, snr, batch_norms ? noise_mean : noise_norm[r],
+                     batch_norms ? score_mean : score_norm[r], b, c);
+    coefs[r] = static_cast<O>(b);
+    coefs[rows + r] = static_cast<O>(c);
+  }
+}
+
+// Pass one: per-row norms of the score and of the noise; then the step of
+// each row (DESIGN §1); pass two: the update with b = ε, c = √(2ε) per row.
+void snr_langevin_step_out_cpu(const at::Tensor& x, const at::Tensor& score, double snr,
+                               const std::optional<at::Tensor>& alpha, double alpha_scale,
+                               bool batch_norms, const std::optional<at::Tensor>& noise,
+                               int64_t seed, int64_t offset,
+                               const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                               const std::optional<at::Tensor>& mean_out) {
+  constexpr const char* op = "snr_langevin_step";
+  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  const int64_t rows = call.args.rows;
+  const Coef alpha_coef = checked_coef(alpha, alpha_scale, x, rows, "alpha", op);
+  if (rows == 0 || call.args.cols == 0) {
+    call.finish();
+    return;
+  }
+
+  const cpu::Plan plan = cpu::make_plan(rows, call.args.cols);
+  std::vector<double> score_ss(rows * plan.col_tiles), noise_ss(rows * plan.col_tiles);
+  const cpu::SumSquaresArgs sums{call.args.dtype, call.args.score, call.args.noise,
+                                 score_ss.data(), noise_ss.data()};
+  const cpu::Kernels& k = cpu::kernels();
+  at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t begin, int64_t end) {
+    k.sum_squares(sums, plan, begin, end);
+  });
+
+  // Norms per row, summed over column tiles in a fixed order; with batch
+  // norms, their means over the batch, as the published corrector does.
+  std::vector<double> score_norm(rows), noise_norm(rows);
+  double score_mean = 0.0, noise_mean = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0.0, z = 0.0;
+    for (int64_t t = 0; t < plan.col_tiles; ++t) {
+      s += score_ss[r * plan.col_tiles + t];
+      z += noise_ss[r * plan.col_tiles + t];
+    }
+    score_norm[r] = std::sqrt(s);
+    noise_norm[r] = std::sqrt(z);
+    score_mean += score_norm[r];
+    noise_mean += noise_norm[r];
+  }
+  score_mean /= static_cast<double>(rows);
+  noise_mean /= static_cast<double>(rows);
+
+  at::Tensor coefs = at::empty({2, rows}, x.options().dtype(opmath_dtype(x)));
+  if (x.scalar_type() == at::kDouble) {
+    write_snr_coefficients<double>(alpha_coef, snr, batch_norms, score_norm, noise_norm,
+                                   score_mean, noise_mean, coefs.data_ptr<double>());
+  } else {
+    write_snr_coefficients<float>(alpha_coef, snr, batch_norms, score_norm, noise_norm,
+                                  score_mean, noise_mean, coefs.data_ptr<float>());
+  }
+  const int64_t elem = coefs.element_size();
+  call.args.a = Coef{nullptr, 1.0, 0};
+  call.args.b = Coef{coefs.data_ptr(), 1.0, 1};
+  call.args.c = Coef{static_cast<const char*>(coefs.data_ptr()) + rows * elem, 1.0, 1};
+  run_update(call.args);
+  call.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> snr_langevin_step_cpu(
+    const at::Tensor& x, const at::Tensor& score, double snr,
+    const std::optional<at::Tensor>& alpha, double alpha_scale, bool batch_norms,
+    const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+    const std::optional<at::Tensor>& row_ids, bool return_mean) {
+  const UpdateOutputs o = new_update_outputs(x, return_mean);
+  snr_langevin_step_out_cpu(x, score, snr, alpha, alpha_scale, batch_norms, noise, seed, offset,
+                            row_ids, o.out, o.mean_out());
+  return o.result();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(scorekern, CPU, m) {
+  m.impl("noisy_update", &noisy_update_cpu);
+  m.impl("noisy_update_out", &noisy_update_out_cpu);
+  m.impl("snr_langevin_step", &snr_langevin_step_cpu);
+  m.impl("snr_langevin_step_out", &snr_langevin_step_out_cpu);
+}
+
+}  // namespace scorekern

@@ -1,0 +1,43 @@
+// Every scorekern operator's schema. The CPU and CUDA implementations are
+// registered beside their kernels (csrc/cpu/*.cpp, csrc/cuda/glue.cpp); fake
+// kernels and autograd formulas are registered from Python (scorekern/ops.py).
+//
+// The random ops take the stream position explicitly (seed, offset and
+// optional per-row ids, DESIGN §2), so every op is a pure function of its
+// arguments: the Python layer draws (seed, offset) from a torch.Generator.
+// Per-row coefficients come as `scale · values`, with values an optional
+// tensor holding one entry per row (or one for all rows), so that Python
+// floats never become device tensors.
+#include <torch/library.h>
+
+TORCH_LIBRARY(scorekern, m) {
+  // The raw Philox4x32-10 block function: counter [..., 4] and the result
+  // hold 32-bit words in int64; the key is the 64-bit seed, low word first.
+  m.def("philox4x32(Tensor counter, int seed) -> Tensor");
+
+  // Noise shaped like `like` from the documented stream.
+  m.def("randn(Tensor like, int seed, int offset, Tensor? row_ids) -> Tensor");
+  m.def("rademacher(Tensor like, int seed, int offset, Tensor? row_ids) -> Tensor");
+
+  // x' = a·x + b·score + c·z, and the mean a·x + b·score when asked (the
+  // second output is empty otherwise). z comes from `noise` when given.
+  m.def(
+      "noisy_update(Tensor x, Tensor score, Tensor? a, float a_scale, Tensor? b, float b_scale, "
+      "Tensor? c, float c_scale, Tensor? noise, int seed, int offset, Tensor? row_ids, "
+      "bool return_mean) -> (Tensor, Tensor)");
+  m.def(
+      "noisy_update_out(Tensor x, Tensor score, Tensor? a, float a_scale, Tensor? b, "
+      "float b_scale, Tensor? c, float c_scale, Tensor? noise, int seed, int offset, "
+      "Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
+
+  // The signal-to-noise Langevin corrector: ε = 2α(snr·‖z‖/‖score‖)², with the
+  // norms per row or (batch_norms) their batch means; x' = x + ε·score + √(2ε)·z.
+  m.def(
+      "snr_langevin_step(Tensor x, Tensor score, float snr, Tensor? alpha, float alpha_scale, "
+      "bool batch_norms, Tensor? noise, int seed, int offset, Tensor? row_ids, "
+      "bool return_mean) -> (Tensor, Tensor)");
+  m.def(
+      "snr_langevin_step_out(Tensor x, Tensor score, float snr, Tensor? alpha, "
+      "float alpha_scale, bool batch_norms, Tensor? noise, int seed, int offset, "
+      "Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
+}

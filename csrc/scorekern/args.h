@@ -1,0 +1,42 @@
+// The arguments of the kernels, as raw pointers and sizes: what the torch
+// glue hands to the CPU kernels and to the CUDA launchers (DESIGN §3).
+#pragma once
+
+#include <cstdint>
+
+#include "philox.h"
+
+namespace scorekern {
+
+enum class DType : int { Float32, Float64, Float16, BFloat16 };
+enum class NoiseKind : int { Normal, Rademacher };
+
+// A per-row coefficient before typing: scale · values[row · stride]; values
+// point to float for float32/16-bit data and to double for float64 data.
+struct Coef {
+  const void* values;
+  double scale;
+  int64_t stride;
+};
+
+// Where the noise comes from: a tensor of the data's dtype, or the stream.
+struct NoiseSource {
+  const void* tensor;      // if set, used instead of the stream
+  const int64_t* row_ids;  // per-row ids, or null for the row index
+  StreamPos pos;
+};
+
+// Data is [rows, cols], row-major and contiguous: a row is one sample
+// flattened, and a 1-D tensor is a single row (DESIGN §1).
+struct UpdateArgs {
+  DType dtype;
+  int64_t rows, cols;
+  const void* x;
+  const void* score;
+  void* out;
+  void* mean;  // may be null
+  Coef a, b, c;
+  NoiseSource noise;
+};
+
+}  // namespace scorekern

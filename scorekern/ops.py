@@ -1,0 +1,507 @@
+"""scorekern's fused ops: the Python face of ``torch.ops.scorekern``.
+
+Every function here checks its arguments (errors name the argument and what
+was expected), turns Python floats and ``[B]`` tensors into per-row
+coefficients, takes the random stream's ``(seed, offset)`` from a
+``torch.Generator``, and calls the compiled op, or its twin in
+:mod:`scorekern.reference` when no compiled kernel serves the device
+(see :mod:`scorekern._backend`).
+
+Conventions (DESIGN §1, §4): a *row* is ``x[i]`` flattened; a 1-D tensor is
+one row. Data may be float32, float64, float16 or bfloat16, with any strides;
+arithmetic is in float32 (float64 for float64 data) and results have the
+input's dtype and are contiguous. Per-row coefficients are Python floats,
+0-d tensors or ``[B]`` tensors.
+
+The random stream (DESIGN §2): noise is Philox4x32-10 keyed by a 64-bit
+seed, with counter (column // 4, row id, offset). Without an explicit seed,
+``seed`` and ``offset`` come from the generator (the default one of the
+device when none is given), so ``torch.manual_seed`` makes results
+reproducible: a CPU generator gives its initial seed and a fresh 63-bit
+offset drawn from it; a CUDA generator gives its seed and its Philox offset,
+which is then advanced, with no host–device synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from . import _backend, reference
+
+__all__ = [
+    "philox4x32",
+    "randn_like",
+    "rademacher_like",
+    "noisy_update",
+    "noisy_update_",
+    "langevin_step",
+    "snr_langevin_step",
+    "draw_seed_offset",
+]
+
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_U64 = 1 << 64
+
+
+# ---------------------------------------------------------------------------
+# The random stream's position
+
+
+def _as_int64(word: int) -> int:
+    """A 64-bit word as the int64 a schema's ``int`` carries (two's complement)."""
+    return word - _U64 if word >= (1 << 63) else word
+
+
+def _check_word(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int in [0, 2**64), got {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value < _U64:
+        raise ValueError(f"{name} must lie in [0, 2**64), got {value}")
+    return value
+
+
+def draw_seed_offset(generator: torch.Generator | None, device: torch.device) -> tuple[int, int]:
+    """The ``(seed, offset)`` of one call's noise, drawn from ``generator``.
+
+    ``generator`` defaults to the default generator of ``device``'s type. The
+    returned words are plain Python ints in ``[0, 2**64)``.
+    """
+    device = torch.device(device)
+    if generator is None:
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            generator = torch.cuda.default_generators[index]
+        elif device.type == "cpu":
+            generator = torch.default_generator
+        else:
+            raise RuntimeError(f"scorekern has no random stream for {device.type} tensors")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator.device.type != device.type:
+        raise ValueError(
+            f"generator is on {generator.device.type} but the tensor is on {device.type}; "
+            "pass a generator of the tensor's device"
+        )
+    seed = generator.initial_seed()
+    if generator.device.type == "cuda":
+        if torch.cuda.is_current_stream_capturing():
+            # The offset read here would be baked into the graph and every
+            # replay would repeat the same noise (DESIGN §2).
+            raise RuntimeError(
+                "scorekern: drawing noise from a generator during CUDA graph capture is not "
+                "supported yet (each replay would repeat the captured noise); pass `noise=` "
+                "or explicit seeds outside the graph"
+            )
+        offset = generator.get_offset()
+        generator.set_offset(offset + 4)  # PyTorch's Philox offsets advance in fours
+    else:
+        offset = int(torch.empty((), dtype=torch.int64).random_(generator=generator))
+    return seed, offset
+
+
+def _check_stream(generator, seed, offset) -> None:
+    """Explicit words or a generator, not both; an offset needs its seed."""
+    if seed is None and offset is None:
+        return
+    if generator is not None:
+        raise ValueError("pass either generator or seed/offset, not both")
+    if seed is None:
+        raise ValueError("offset was given without seed; pass seed too")
+    _check_word(seed, "seed")
+    if offset is not None:
+        _check_word(offset, "offset")
+
+
+def _stream(x, generator, seed=None, offset=None) -> tuple[int, int]:
+    """(seed, offset) as schema ints: explicit ones (checked), or drawn from the generator."""
+    if seed is None and offset is None:
+        seed, offset = draw_seed_offset(generator, x.device)
+    else:
+        _check_stream(generator, seed, offset)
+        offset = 0 if offset is None else offset
+    return _as_int64(int(seed)), _as_int64(int(offset))
+
+
+# ---------------------------------------------------------------------------
+# Argument checks, shared by the compiled and the twin paths
+
+
+def _rows(x: torch.Tensor) -> int:
+    return 1 if x.dim() == 1 else x.shape[0]
+
+
+def _check_data(x, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(x).__name__}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32, float64, float16 or bfloat16, got {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension (a 1-D tensor is one row), got a 0-d tensor")
+
+
+def _check_like(t, x, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+    if t.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}, got {t.device}")
+    if t.dtype != x.dtype:
+        raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
+    if t.shape != x.shape:
+        raise ValueError(f"{name} must have x's shape {list(x.shape)}, got {list(t.shape)}")
+
+
+def _check_row_ids(row_ids, x):
+    """Row ids as a contiguous int64 [B] tensor on x's device, or None."""
+    if row_ids is None:
+        return None
+    if not isinstance(row_ids, torch.Tensor):
+        raise TypeError(f"row_ids must be an integer tensor of shape [{_rows(x)}], got {type(row_ids).__name__}")
+    if row_ids.dtype.is_floating_point or row_ids.dtype.is_complex or row_ids.dtype == torch.bool:
+        raise TypeError(f"row_ids must be an integer tensor, got {row_ids.dtype}")
+    rows = _rows(x)
+    if row_ids.shape != (rows,):
+        raise ValueError(f"row_ids must have shape [{rows}] (one id per row), got {list(row_ids.shape)}")
+    if row_ids.device != x.device:
+        raise ValueError(f"row_ids must be on x's device {x.device}, got {row_ids.device}")
+    if row_ids.device.type == "cpu" and rows > 0:
+        # On a GPU this check would need a host-device synchronisation; there
+        # ids are taken modulo 2**32 instead (documented).
+        low, high = int(row_ids.min()), int(row_ids.max())
+        if low < 0 or high >= 1 << 32:
+            raise ValueError(f"row_ids must lie in [0, 2**32), got values in [{low}, {high}]")
+    return row_ids.to(torch.int64).contiguous()
+
+
+def _opmath(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _coefficient(value, name: str, x: torch.Tensor, *, nonnegative: bool = False):
+    """A per-row coefficient as (values, scale): values a tensor of x's arithmetic
+    dtype on x's device ([B], or [1] for all rows) or None, and a float scale."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a float or a floating-point tensor, got bool")
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if nonnegative and value < 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
+        return None, value
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a float, a 0-d tensor or a [B] tensor, got {type(value).__name__}")
+    if not value.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a float or a floating-point tensor, got a {value.dtype} tensor")
+    rows = _rows(x)
+    # One value for all rows, or one per row as [B] or [B, 1, ..., 1] (the
+    # shape users write to broadcast against x).
+    fits = value.dim() <= max(x.dim(), 1)
+    single = fits and value.numel() == 1
+    per_row = fits and value.dim() >= 1 and value.shape[0] == rows and value.numel() == rows
+    if not (single or per_row):
+        raise ValueError(
+            f"{name} must be a float, a 0-d tensor or a tensor of shape [{rows}] (one value per row), "
+            f"got shape {list(value.shape)}"
+        )
+    needs_grad = value.requires_grad and torch.is_grad_enabled()
+    if single and value.device.type == "cpu" and not needs_grad:
+        return _coefficient(value.item(), name, x, nonnegative=nonnegative)  # no device sync
+    if value.device != x.device and not (single and value.device.type == "cpu"):
+        raise ValueError(f"{name} must be on x's device {x.device} (or a 0-d CPU tensor), got {value.device}")
+    if nonnegative and value.device.type == "cpu" and bool((value < 0).any()):
+        raise ValueError(f"{name} must be non-negative, got a negative entry")
+    return value.reshape(-1).to(device=x.device, dtype=_opmath(x)).contiguous(), 1.0
+
+
+def _check_out(out, x, name: str = "out") -> None:
+    _check_like(out, x, name)
+    if torch.is_grad_enabled() and (out.requires_grad or x.requires_grad):
+        raise RuntimeError(
+            f"scorekern: {name}= and in-place forms do not support automatic differentiation; "
+            "use the functional form or wrap the call in torch.no_grad()"
+        )
+
+
+def _check_no_grad(op: str, *tensors) -> None:
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+        raise RuntimeError(
+            f"scorekern.{op} is not differentiable; call it under torch.no_grad() "
+            "(samplers do) or detach its inputs"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The random stream
+
+
+def philox4x32(counter: torch.Tensor, seed: int) -> torch.Tensor:
+    """The Philox4x32-10 block function: ``counter`` is int64 ``[..., 4]`` holding
+    32-bit words, ``seed`` the 64-bit key (low word first); returns int64 ``[..., 4]``."""
+    if not isinstance(counter, torch.Tensor) or counter.dtype != torch.int64:
+        raise TypeError("counter must be an int64 tensor of shape [..., 4]")
+    if counter.dim() == 0 or counter.shape[-1] != 4:
+        raise ValueError(f"counter must have shape [..., 4], got {list(counter.shape)}")
+    seed = _check_word(seed, "seed")
+    if counter.device.type == "cpu" and counter.numel() and (int(counter.min()) < 0 or int(counter.max()) >= 1 << 32):
+        raise ValueError("counter words must lie in [0, 2**32)")
+    if not _backend.uses_compiled(counter.device):
+        return reference.philox4x32(counter, seed)
+    return torch.ops.scorekern.philox4x32(counter, _as_int64(seed))
+
+
+def _noise_like(op, twin, x, generator, seed, offset, row_ids):
+    _check_data(x)
+    row_ids = _check_row_ids(row_ids, x)
+    _check_stream(generator, seed, offset)
+    if not _backend.uses_compiled(x.device):
+        return twin(x, generator=generator, seed=seed, offset=offset, row_ids=row_ids)
+    seed, offset = _stream(x, generator, seed, offset)
+    return op(x, seed, offset, row_ids)
+
+
+def randn_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
+    """Standard normal noise shaped like ``x``, from the documented stream.
+
+    With ``seed`` (and ``offset``, default 0) the result is exactly the stream
+    of DESIGN §2 for those words; otherwise they are drawn from ``generator``.
+    ``row_ids`` (int, ``[B]``, each in ``[0, 2**32)``) pin each row's noise to
+    its id: a row's noise does not depend on the batch it is in.
+    """
+    return _noise_like(torch.ops.scorekern.randn, reference.randn_like, x, generator, seed, offset, row_ids)
+
+
+def rademacher_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
+    """Rademacher (±1) noise shaped like ``x``: +1 where the stream word's low bit is set."""
+    return _noise_like(torch.ops.scorekern.rademacher, reference.rademacher_like, x, generator, seed, offset, row_ids)
+
+
+# ---------------------------------------------------------------------------
+# The fused noisy update
+
+
+def noisy_update(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, out=None, return_mean=False):
+    """``a·x + b·score + c·z`` in one pass, ``z`` standard normal drawn in the kernel.
+
+    ``a``, ``b``, ``c``: floats, 0-d tensors or ``[B]`` tensors (one value per
+    row); ``c`` must be non-negative. ``noise``: use this tensor as ``z``
+    instead of drawing it. ``row_ids``: pin each row's noise to an id (see
+    :func:`randn_like`). ``out``: write the result there (``out=x`` updates in
+    place). ``return_mean``: also return the mean ``a·x + b·score``, as
+    ``(x_new, mean)``. Differentiable in ``x``, ``score``, ``noise`` and
+    tensor coefficients.
+    """
+    _check_data(x)
+    _check_like(score, x, "score")
+    if noise is not None:
+        _check_like(noise, x, "noise")
+    row_ids = _check_row_ids(row_ids, x)
+    coefs = [
+        _coefficient(a, "a", x),
+        _coefficient(b, "b", x),
+        _coefficient(c, "c", x, nonnegative=True),
+    ]
+    if out is not None:
+        _check_out(out, x)
+    if not _backend.uses_compiled(x.device):
+        return reference.noisy_update(x, score, a, b, c, noise=noise, generator=generator, row_ids=row_ids,
+                                      out=out, return_mean=return_mean)
+    seed, offset = (0, 0) if noise is not None else _stream(x, generator)
+    flat = [item for pair in coefs for item in pair]
+    if out is None:
+        new, mean = torch.ops.scorekern.noisy_update(x, score, *flat, noise, seed, offset, row_ids, return_mean)
+    else:
+        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
+        torch.ops.scorekern.noisy_update_out(x, score, *flat, noise, seed, offset, row_ids, out, mean)
+        new = out
+    return (new, mean) if return_mean else new
+
+
+def noisy_update_(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, return_mean=False):
+    """In-place :func:`noisy_update`: ``x ← a·x + b·score + c·z``; returns ``x``."""
+    return noisy_update(x, score, a, b, c, noise=noise, generator=generator, row_ids=row_ids, out=x,
+                        return_mean=return_mean)
+
+
+def langevin_step(x, score, step_size, *, noise=None, generator=None, row_ids=None, out=None, return_mean=False):
+    """One step of the unadjusted Langevin algorithm, ``x + τ·score + √(2τ)·z``.
+
+    ``step_size`` τ ≥ 0: a float, a 0-d tensor or a ``[B]`` tensor. Other
+    arguments as in :func:`noisy_update`.
+    """
+    _check_data(x)
+    values, scale = _coefficient(step_size, "step_size", x, nonnegative=True)
+    if values is None:
+        b, c = scale, math.sqrt(2.0 * scale)
+    else:
+        b, c = values, (2.0 * values).sqrt()
+    if not _backend.uses_compiled(x.device):
+        _check_like(score, x, "score")
+        row_ids = _check_row_ids(row_ids, x)
+        if noise is not None:
+            _check_like(noise, x, "noise")
+        if out is not None:
+            _check_out(out, x)
+        return reference.langevin_step(x, score, step_size, noise=noise, generator=generator, row_ids=row_ids,
+                                       out=out, return_mean=return_mean)
+    return noisy_update(x, score, 1.0, b, c, noise=noise, generator=generator, row_ids=row_ids, out=out,
+                        return_mean=return_mean)
+
+
+_NORMS = ("batch", "row")
+
+
+def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, generator=None, row_ids=None,
+                      out=None, return_mean=False):
+    """The Langevin corrector with a signal-to-noise step (Song et al. 2021).
+
+    ``ε = 2α(snr·‖z‖/‖score‖)²`` from per-row L2 norms, then
+    ``x + ε·score + √(2ε)·z``. ``norms="batch"`` averages the row norms over
+    the batch so that one ε serves every row, as the published reference
+    does; ``norms="row"`` gives each row its own ε. ``alpha`` (1 for VE,
+    ``1 − βᵢ`` for VP) is a float, a 0-d tensor or a ``[B]`` tensor. Fused as
+    two passes over the data with ``z`` regenerated, never stored. Not
+    differentiable.
+    """
+    _check_data(x)
+    _check_like(score, x, "score")
+    if noise is not None:
+        _check_like(noise, x, "noise")
+    row_ids = _check_row_ids(row_ids, x)
+    if isinstance(snr, torch.Tensor):
+        if snr.numel() != 1 or snr.device.type != "cpu":
+            raise ValueError("snr must be a float (or a one-element CPU tensor)")
+        snr = snr.item()
+    if isinstance(snr, bool) or not isinstance(snr, numbers.Real):
+        raise TypeError(f"snr must be a float, got {type(snr).__name__}")
+    if snr < 0:
+        raise ValueError(f"snr must be non-negative, got {snr}")
+    alpha_values, alpha_scale = _coefficient(alpha, "alpha", x, nonnegative=True)
+    if norms not in _NORMS:
+        raise ValueError(f"norms must be 'batch' or 'row', got {norms!r}")
+    _check_no_grad("snr_langevin_step", x, score, noise, alpha_values)
+    if out is not None:
+        _check_out(out, x)
+    if not _backend.uses_compiled(x.device):
+        return reference.snr_langevin_step(x, score, float(snr), alpha=alpha, norms=norms, noise=noise,
+                                           generator=generator, row_ids=row_ids, out=out, return_mean=return_mean)
+    seed, offset = (0, 0) if noise is not None else _stream(x, generator)
+    args = (x, score, float(snr), alpha_values, alpha_scale, norms == "batch", noise, seed, offset, row_ids)
+    if out is None:
+        new, mean = torch.ops.scorekern.snr_langevin_step(*args, return_mean)
+    else:
+        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
+        torch.ops.scorekern.snr_langevin_step_out(*args, out, mean)
+        new = out
+    return (new, mean) if return_mean else new
+
+
+# ---------------------------------------------------------------------------
+# Fake kernels and autograd (DESIGN §3). Registered only when the compiled
+# library defined the ops.
+
+
+def _update_outputs(x, return_mean):
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else x.new_empty(0)
+    return out, mean
+
+
+def _register() -> None:
+    lib = torch.library
+
+    @lib.register_fake("scorekern::philox4x32")
+    def _(counter, seed):
+        return torch.empty(counter.shape, dtype=torch.int64, device=counter.device)
+
+    @lib.register_fake("scorekern::randn")
+    def _(like, seed, offset, row_ids):
+        return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+    @lib.register_fake("scorekern::rademacher")
+    def _(like, seed, offset, row_ids):
+        return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+    @lib.register_fake("scorekern::noisy_update")
+    def _(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids, return_mean):
+        return _update_outputs(x, return_mean)
+
+    @lib.register_fake("scorekern::noisy_update_out")
+    def _(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids, out, mean_out):
+        return None
+
+    @lib.register_fake("scorekern::snr_langevin_step")
+    def _(x, score, snr, alpha, alpha_scale, batch_norms, noise, seed, offset, row_ids, return_mean):
+        return _update_outputs(x, return_mean)
+
+    @lib.register_fake("scorekern::snr_langevin_step_out")
+    def _(x, score, snr, alpha, alpha_scale, batch_norms, noise, seed, offset, row_ids, out, mean_out):
+        return None
+
+    lib.register_autograd("scorekern::noisy_update", _noisy_update_backward, setup_context=_noisy_update_setup)
+
+
+def _noisy_update_setup(ctx, inputs, output):
+    x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids, return_mean = inputs
+    ctx.scales = (a_scale, b_scale, c_scale)
+    ctx.stream = (seed, offset)
+    ctx.return_mean = return_mean
+    ctx.has_coef = (a is not None, b is not None, c is not None)
+    # x, score and the noise are kept only when a coefficient tensor needs a
+    # gradient: that is the only use of them in the backward pass.
+    grads = ctx.needs_input_grad
+    ctx.save_for_backward(
+        a, b, c,
+        x if grads[2] else None,
+        score if grads[4] else None,
+        noise if grads[6] else None,
+        row_ids if grads[6] and noise is None else None,
+    )
+    ctx.like = (x.shape, x.dtype, x.device)  # to regenerate z for c's gradient
+
+
+def _row_view(v, g):
+    """A coefficient tensor ([B] or [1]) broadcastable against g row by row."""
+    if v.numel() != 1 and g.dim() > 1:
+        return v.reshape(-1, *([1] * (g.dim() - 1)))
+    return v.reshape(()) if v.numel() == 1 else v
+
+
+def _coef_grad(v, product):
+    """Reduce the elementwise product to the coefficient's shape ([B] or [1])."""
+    if v.numel() == 1:
+        return product.sum().reshape(v.shape)
+    return product.reshape(v.shape[0], -1).sum(1)
+
+
+def _noisy_update_backward(ctx, grad_out, grad_mean):
+    a, b, c, x, score, noise, row_ids = ctx.saved_tensors
+    a_scale, b_scale, c_scale = ctx.scales
+    total = grad_out + grad_mean if ctx.return_mean else grad_out
+
+    def coef(v, scale):
+        return scale if v is None else _row_view(v, total).to(total.dtype) * scale
+
+    ca, cb, cc = coef(a, a_scale), coef(b, b_scale), coef(c, c_scale)
+    grads = ctx.needs_input_grad
+    grad_x = total * ca if grads[0] else None
+    grad_score = total * cb if grads[1] else None
+    grad_noise = grad_out * cc if grads[8] else None
+    grad_a = grad_b = grad_c = None
+    if grads[2]:
+        grad_a = _coef_grad(a, (total * x).to(a.dtype)) * a_scale
+    if grads[4]:
+        grad_b = _coef_grad(b, (total * score).to(b.dtype)) * b_scale
+    if grads[6]:
+        z = noise
+        if z is None:  # regenerate the kernel's noise from the stream
+            seed, offset = ctx.stream
+            shape, dtype, device = ctx.like
+            z = torch.ops.scorekern.randn(torch.empty(shape, dtype=dtype, device=device), seed, offset, row_ids)
+        grad_c = _coef_grad(c, (grad_out * z).to(c.dtype)) * c_scale
+    return grad_x, grad_score, grad_a, None, grad_b, None, grad_c, None, grad_noise, None, None, None, None
+
+
+if _backend._C is not None:
+    _register()
