@@ -27,6 +27,15 @@ else:
 
 BACKENDS = ("auto", "compiled", "torch")
 
+_cpu_request = os.environ.get("SCOREKERN_CPU_CAPABILITY")
+if _C is not None and _cpu_request and _cpu_request != _C.cpu_capability():
+    warnings.warn(
+        f"scorekern: SCOREKERN_CPU_CAPABILITY={_cpu_request!r} is not available here (this CPU and build "
+        f"support {_C.build_info()['cpu_capabilities']}); using {_C.cpu_capability()}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("scorekern_backend", default=None)
 _warned: set[str] = set()
 _warn_lock = threading.Lock()

@@ -251,14 +251,14 @@ def philox4x32(counter: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.ops.scorekern.philox4x32(counter, _as_int64(seed))
 
 
-def _noise_like(op, twin, x, generator, seed, offset, row_ids):
+def _noise_like(name, twin, x, generator, seed, offset, row_ids):
     _check_data(x)
     row_ids = _check_row_ids(row_ids, x)
     _check_stream(generator, seed, offset)
     if not _backend.uses_compiled(x.device):
         return twin(x, generator=generator, seed=seed, offset=offset, row_ids=row_ids)
     seed, offset = _stream(x, generator, seed, offset)
-    return op(x, seed, offset, row_ids)
+    return getattr(torch.ops.scorekern, name)(x, seed, offset, row_ids)
 
 
 def randn_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
@@ -269,12 +269,12 @@ def randn_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
     ``row_ids`` (int, ``[B]``, each in ``[0, 2**32)``) pin each row's noise to
     its id: a row's noise does not depend on the batch it is in.
     """
-    return _noise_like(torch.ops.scorekern.randn, reference.randn_like, x, generator, seed, offset, row_ids)
+    return _noise_like("randn", reference.randn_like, x, generator, seed, offset, row_ids)
 
 
 def rademacher_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
     """Rademacher (±1) noise shaped like ``x``: +1 where the stream word's low bit is set."""
-    return _noise_like(torch.ops.scorekern.rademacher, reference.rademacher_like, x, generator, seed, offset, row_ids)
+    return _noise_like("rademacher", reference.rademacher_like, x, generator, seed, offset, row_ids)
 
 
 # ---------------------------------------------------------------------------
