@@ -144,8 +144,11 @@ struct TileNoise {
   alignas(64) O n0[kTileGroups], n1[kTileGroups], n2[kTileGroups], n3[kTileGroups];
   alignas(64) O grouped[kTile];  // four values per group, group after group
   alignas(64) O ordered[kTile];  // element order, when short rows leave gaps in `grouped`
+  alignas(64) O squares[kTileGroups];  // per-group sums of squares (the corrector's norms)
 
-  const O* make(const Span& sp, const NoiseSource& src, NoiseKind kind) {
+  // The Philox words of every group of the tile, row after row, in w0..w3;
+  // returns the number of groups.
+  int64_t make_words(const Span& sp, const NoiseSource& src) {
     const int64_t groups_per_row = (sp.ncols + 3) / 4;
     const uint32_t block0 = static_cast<uint32_t>(sp.col0 / 4);
     int64_t n = 0;
@@ -170,7 +173,13 @@ struct TileNoise {
       store_lanes(w2 + i, c2);
       store_lanes(w3 + i, c3);
     }
+    return n;
+  }
 
+  // The tile's noise in element order.
+  const O* make(const Span& sp, const NoiseSource& src, NoiseKind kind) {
+    const int64_t n = make_words(sp, src);
+    const int64_t groups_per_row = (sp.ncols + 3) / 4;
     if (kind == NoiseKind::Normal) {
       // Box–Muller into four planes, then one interleaving pass: gcc
       // vectorises the planes without the shuffles of four-way strided stores.
@@ -331,6 +340,44 @@ SK_INLINE double sum_squares_run(const V* __restrict p, int64_t n) {
   return total;
 }
 
+template <typename O>
+SK_INLINE double sum_run(const O* __restrict p, int64_t n) {
+  O acc[kAccumulators] = {};
+  int64_t i = 0;
+  for (; i + kAccumulators <= n; i += kAccumulators) {
+    for (int j = 0; j < kAccumulators; ++j) acc[j] += p[i + j];
+  }
+  for (int j = 0; i + j < n; ++j) acc[j] += p[i + j];
+  double total = 0.0;
+  for (int j = 0; j < kAccumulators; ++j) total += static_cast<double>(acc[j]);
+  return total;
+}
+
+// Σz² of each row of a tile straight from the stream words: whole groups by
+// normals4_square_sum (no sincos, no square root), a row's last partial
+// group by its normals.
+template <typename O>
+SK_INLINE void noise_square_sums(TileNoise<O>& tile, const Span& sp, const NoiseSource& src,
+                                 double* out, int64_t out_stride) {
+  tile.make_words(sp, src);
+  const int64_t groups_per_row = (sp.ncols + 3) / 4, full = sp.ncols / 4, rest = sp.ncols % 4;
+  for (int64_t r = 0; r < sp.nrows; ++r) {
+    const int64_t g0 = r * groups_per_row;
+    for (int64_t g = 0; g < full; ++g) {
+      const int64_t i = g0 + g;
+      tile.squares[g] = normals4_square_sum(Words4{tile.w0[i], tile.w1[i], tile.w2[i], tile.w3[i]}, O{});
+    }
+    double total = sum_run(tile.squares, full);
+    if (rest) {
+      const int64_t i = g0 + full;
+      O z[4];
+      normals4<O>(Words4{tile.w0[i], tile.w1[i], tile.w2[i], tile.w3[i]}, z[0], z[1], z[2], z[3]);
+      for (int64_t j = 0; j < rest; ++j) total += static_cast<double>(z[j] * z[j]);
+    }
+    out[r * out_stride] = total;
+  }
+}
+
 template <typename T>
 void sum_squares_impl(const SumSquaresArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
   using O = opmath_t<T>;
@@ -340,15 +387,13 @@ void sum_squares_impl(const SumSquaresArgs& args, const Plan& plan, int64_t t0, 
   for (int64_t t = t0; t < t1; ++t) {
     const Span sp = span_of(plan, t);
     const int64_t base = span_base(plan, sp);
-    const O* z = noise ? nullptr : tile.make(sp, args.noise, NoiseKind::Normal);
-    const int64_t ct = sp.col0 / kTile;
+    const int64_t slot0 = sp.row0 * plan.col_tiles + sp.col0 / kTile;  // row r adds r · col_tiles
     for (int64_t r = 0; r < sp.nrows; ++r) {
-      const int64_t off = r * sp.ncols;
-      const int64_t slot = (sp.row0 + r) * plan.col_tiles + ct;
+      const int64_t off = r * sp.ncols, slot = slot0 + r * plan.col_tiles;
       args.score_ss[slot] = sum_squares_run<T, O>(score + base + off, sp.ncols);
-      args.noise_ss[slot] = noise ? sum_squares_run<T, O>(noise + base + off, sp.ncols)
-                                  : sum_squares_run<O, O>(z + off, sp.ncols);
+      if (noise) args.noise_ss[slot] = sum_squares_run<T, O>(noise + base + off, sp.ncols);
     }
+    if (!noise) noise_square_sums(tile, sp, args.noise, args.noise_ss + slot0, plan.col_tiles);
   }
 }
 

@@ -176,6 +176,16 @@ SK_HD SK_INLINE void normals4(const Words4& w, T& n0, T& n1, T& n2, T& n3) {
   box_muller(uniform_from_word(w.w2, T{}), uniform_from_word(w.w3, T{}), n2, n3);
 }
 
+// The sum of the squares of a group's four normals without computing them:
+// n0² + n1² = r01²(cos²θ + sin²θ) = −2 ln u0, and likewise for (n2, n3). The
+// corrector's norms need only this (equal to Σ n² up to rounding).
+SK_HD SK_INLINE float normals4_square_sum(const Words4& w, float) {
+  return -2.0f * (log_unit(uniform_from_word(w.w0, 0.0f)) + log_unit(uniform_from_word(w.w2, 0.0f)));
+}
+SK_HD SK_INLINE double normals4_square_sum(const Words4& w, double) {
+  return -2.0 * (log(uniform_from_word(w.w0, 0.0)) + log(uniform_from_word(w.w2, 0.0)));
+}
+
 // A Rademacher sign: +1 where the low bit of the word is set, −1 where not.
 template <typename T>
 SK_HD SK_INLINE T rademacher_from_word(uint32_t w) {

@@ -1,0 +1,46 @@
+"""pytest-benchmark suite over the same harness as ``python -m scorekern bench``.
+
+Run with ``pytest benchmarks/`` (add ``--benchmark-json PATH`` to keep the
+figures). It measures and asserts nothing; the tests live in ``tests/``.
+"""
+
+import math
+
+import pytest
+import torch
+
+from scorekern import bench
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+CASES = [(op, shape, per_row) for shape, per_row in bench.shapes(DEVICE, quick=False) for op in bench.OPS]
+IMPLS = ["fused", "fused out=", "eager twin", "compiled twin"]
+
+
+def _sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("op,shape,per_row", CASES, ids=lambda v: str(v))
+def test_op(benchmark, op, shape, per_row, impl):
+    case = bench.make_case(op, shape, per_row, DEVICE)
+    if impl not in case.impls:
+        pytest.skip(f"{op} has no {impl} form")
+    fn = case.impls[impl]
+    if impl == "compiled twin":
+        twin, args = fn
+        compiled = torch.compile(twin, dynamic=False)
+        compiled(*args)  # compile outside the measurement
+        fn = lambda: compiled(*args)  # noqa: E731
+    numel = math.prod(shape)
+    benchmark.extra_info.update(device=DEVICE, bytes_per_element=case.bytes_per_element, numel=numel)
+    benchmark(lambda: (fn(), _sync()))
+
+
+@pytest.mark.parametrize("shape", sorted({shape for _, shape, _ in CASES}), ids=str)
+def test_copy(benchmark, shape):
+    src = torch.randn(shape, device=DEVICE)
+    dst = torch.empty_like(src)
+    benchmark.extra_info.update(device=DEVICE, bytes_per_element=8, numel=src.numel())
+    benchmark(lambda: (dst.copy_(src), _sync()))

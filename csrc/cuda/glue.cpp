@@ -1,0 +1,126 @@
+// The torch glue of the CUDA kernels: checks the tensors (arguments.cpp, as
+// on the CPU), then calls the torch-free launchers on the current stream.
+// Built only with CUDA; nothing here synchronises with the host.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../arguments.h"
+#include "launchers.h"
+
+namespace scorekern {
+namespace {
+
+cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+at::Tensor philox4x32_cuda(const at::Tensor& counter, int64_t seed) {
+  TORCH_CHECK(counter.scalar_type() == at::kLong, "philox4x32: counter must be int64, got ",
+              counter.scalar_type());
+  TORCH_CHECK(counter.dim() >= 1 && counter.size(-1) == 4,
+              "philox4x32: counter must have shape [..., 4], got ", counter.sizes());
+  const c10::cuda::CUDAGuard guard(counter.device());
+  const at::Tensor c = counter.contiguous();
+  at::Tensor out = at::empty(c.sizes(), c.options());
+  C10_CUDA_CHECK(cuda::launch_philox4x32(c.data_ptr<int64_t>(), c.numel() / 4,
+                                         static_cast<uint64_t>(seed), out.data_ptr<int64_t>(),
+                                         current_stream()));
+  return out;
+}
+
+at::Tensor noise_cuda(const at::Tensor& like, int64_t seed, int64_t offset,
+                      const std::optional<at::Tensor>& row_ids, NoiseKind kind, const char* op) {
+  const RowShape shape = row_shape(like, op);
+  const DType dtype = kernel_dtype(like, op);
+  const c10::cuda::CUDAGuard guard(like.device());
+  at::Tensor out = at::empty(like.sizes(), like.options().memory_format(at::MemoryFormat::Contiguous));
+  const NoiseSource src{nullptr, checked_row_ids(row_ids, like, shape.rows, op), stream_pos(seed, offset)};
+  C10_CUDA_CHECK(cuda::launch_fill_noise(dtype, kind, shape.rows, shape.cols, out.data_ptr(), src,
+                                         current_stream()));
+  return out;
+}
+
+at::Tensor randn_cuda(const at::Tensor& like, int64_t seed, int64_t offset,
+                      const std::optional<at::Tensor>& row_ids) {
+  return noise_cuda(like, seed, offset, row_ids, NoiseKind::Normal, "randn");
+}
+
+at::Tensor rademacher_cuda(const at::Tensor& like, int64_t seed, int64_t offset,
+                           const std::optional<at::Tensor>& row_ids) {
+  return noise_cuda(like, seed, offset, row_ids, NoiseKind::Rademacher, "rademacher");
+}
+
+void noisy_update_out_cuda(const at::Tensor& x, const at::Tensor& score,
+                           const std::optional<at::Tensor>& a, double a_scale,
+                           const std::optional<at::Tensor>& b, double b_scale,
+                           const std::optional<at::Tensor>& c, double c_scale,
+                           const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                           const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                           const std::optional<at::Tensor>& mean_out) {
+  constexpr const char* op = "noisy_update";
+  const c10::cuda::CUDAGuard guard(x.device());
+  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  const int64_t rows = call.args.rows;
+  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
+  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
+  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
+  C10_CUDA_CHECK(cuda::launch_noisy_update(call.args, current_stream()));
+  call.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> noisy_update_cuda(
+    const at::Tensor& x, const at::Tensor& score, const std::optional<at::Tensor>& a,
+    double a_scale, const std::optional<at::Tensor>& b, double b_scale,
+    const std::optional<at::Tensor>& c, double c_scale, const std::optional<at::Tensor>& noise,
+    int64_t seed, int64_t offset, const std::optional<at::Tensor>& row_ids, bool return_mean) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const UpdateOutputs o = new_update_outputs(x, return_mean);
+  noisy_update_out_cuda(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids,
+                        o.out, o.mean_out());
+  return o.result();
+}
+
+void snr_langevin_step_out_cuda(const at::Tensor& x, const at::Tensor& score, double snr,
+                                const std::optional<at::Tensor>& alpha, double alpha_scale,
+                                bool batch_norms, const std::optional<at::Tensor>& noise,
+                                int64_t seed, int64_t offset,
+                                const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                                const std::optional<at::Tensor>& mean_out) {
+  constexpr const char* op = "snr_langevin_step";
+  const c10::cuda::CUDAGuard guard(x.device());
+  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  cuda::SnrArgs args{call.args, snr,
+                     checked_coef(alpha, alpha_scale, x, call.args.rows, "alpha", op), batch_norms};
+  const size_t bytes = cuda::snr_workspace_bytes(call.args.rows, call.args.cols, call.args.dtype);
+  at::Tensor workspace = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+  C10_CUDA_CHECK(cuda::launch_snr_langevin_step(args, workspace.data_ptr(), current_stream()));
+  call.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> snr_langevin_step_cuda(
+    const at::Tensor& x, const at::Tensor& score, double snr,
+    const std::optional<at::Tensor>& alpha, double alpha_scale, bool batch_norms,
+    const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+    const std::optional<at::Tensor>& row_ids, bool return_mean) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const UpdateOutputs o = new_update_outputs(x, return_mean);
+  snr_langevin_step_out_cuda(x, score, snr, alpha, alpha_scale, batch_norms, noise, seed, offset,
+                             row_ids, o.out, o.mean_out());
+  return o.result();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(scorekern, CUDA, m) {
+  m.impl("philox4x32", &philox4x32_cuda);
+  m.impl("randn", &randn_cuda);
+  m.impl("rademacher", &rademacher_cuda);
+  m.impl("noisy_update", &noisy_update_cuda);
+  m.impl("noisy_update_out", &noisy_update_out_cuda);
+  m.impl("snr_langevin_step", &snr_langevin_step_cuda);
+  m.impl("snr_langevin_step_out", &snr_langevin_step_out_cuda);
+}
+
+}  // namespace scorekern

@@ -1,0 +1,41 @@
+// The CUDA launchers: raw pointers, sizes and a stream, no torch header
+// (DESIGN §3), so that nvcc compiles them on a machine whose PyTorch has no
+// CUDA. csrc/cuda/glue.cpp checks the tensors and calls these on the current
+// stream. Each returns the launch's error (cudaSuccess when fine).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../scorekern/args.h"
+
+namespace scorekern {
+namespace cuda {
+
+// The raw block function: n counters of four 32-bit words (held in int64).
+cudaError_t launch_philox4x32(const int64_t* counters, int64_t n, uint64_t seed, int64_t* out,
+                              cudaStream_t stream);
+
+// Normal or Rademacher noise for a [rows, cols] tensor of `dtype`.
+cudaError_t launch_fill_noise(DType dtype, NoiseKind kind, int64_t rows, int64_t cols, void* out,
+                              const NoiseSource& noise, cudaStream_t stream);
+
+// x' = a·x + b·score + c·z (and the mean when args.mean is set).
+cudaError_t launch_noisy_update(const UpdateArgs& args, cudaStream_t stream);
+
+// The signal-to-noise Langevin corrector: per-row norms (z generated, not
+// stored), the per-row step, then the update with z regenerated. Needs
+// snr_workspace_bytes(rows, cols, dtype) bytes of device memory, 16-byte aligned.
+struct SnrArgs {
+  UpdateArgs update;  // its a, b and c are set by the launcher
+  double snr;
+  Coef alpha;
+  bool batch_norms;
+};
+size_t snr_workspace_bytes(int64_t rows, int64_t cols, DType dtype);
+cudaError_t launch_snr_langevin_step(const SnrArgs& args, void* workspace, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace scorekern

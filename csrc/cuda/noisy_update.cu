@@ -1,0 +1,299 @@
+// CUDA kernels of the fused noisy update and of the signal-to-noise Langevin
+// corrector. One thread per group of four columns of one row (one Philox
+// call); per-row coefficients are read per thread (cached, shared by a row).
+//
+// Bytes per element (float32): the update reads x and the score and writes
+// x' (12; 16 with the mean, 16 with a noise tensor). The corrector reads the
+// score twice and x once and writes x' (16). Memory bandwidth sets the pace
+// on a GPU; the Philox rounds and Box–Muller are register arithmetic.
+// Nothing here has run on a GPU yet: the tests compile it with nvcc.
+#include "common.cuh"
+#include "launchers.h"
+
+namespace scorekern {
+namespace cuda {
+namespace {
+
+template <typename O>
+struct Coefs {
+  RowCoef<O> a, b, c;
+};
+
+template <typename O>
+Coefs<O> typed_coefs(const UpdateArgs& args) {
+  auto typed = [](const Coef& c) {
+    return RowCoef<O>{static_cast<const O*>(c.values), static_cast<O>(c.scale), c.stride};
+  };
+  return Coefs<O>{typed(args.a), typed(args.b), typed(args.c)};
+}
+
+template <typename T, bool kVec>
+__global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
+                                    const T* __restrict__ noise, T* out, T* __restrict__ mean,
+                                    int64_t rows, int64_t cols, int64_t groups_per_row,
+                                    Coefs<opmath_t<T>> coefs, NoiseSource src) {
+  using O = opmath_t<T>;
+  const int64_t groups = rows * groups_per_row;
+  for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
+       gi += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const GroupPos at = group_pos(gi, rows, groups_per_row);
+    const int64_t col = 4 * at.group;
+    const int64_t base = at.row * cols + col;
+    const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
+    O xv[4], sv[4], z[4];
+    load4<kVec>(x + base, n, xv);
+    load4<kVec>(score + base, n, sv);
+    if (noise) {
+      load4<kVec>(noise + base, n, z);
+    } else {
+      stream_group(src, at.row, at.group, NoiseKind::Normal, z);
+    }
+    const O a = coefs.a.at(at.row), b = coefs.b.at(at.row), c = coefs.c.at(at.row);
+    O m[4], r[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      m[j] = update_mean(a, xv[j], b, sv[j]);
+      r[j] = update_noisy(m[j], c, z[j]);
+    }
+    if (mean) store4<kVec>(mean + base, n, m);
+    store4<kVec>(out + base, n, r);  // out may be x (not __restrict__): read before written
+  }
+}
+
+template <typename T>
+cudaError_t noisy_update_typed(const UpdateArgs& args, cudaStream_t stream) {
+  if (args.rows == 0 || args.cols == 0) return cudaSuccess;
+  const T* x = static_cast<const T*>(args.x);
+  const T* s = static_cast<const T*>(args.score);
+  const T* z = static_cast<const T*>(args.noise.tensor);
+  T* out = static_cast<T*>(args.out);
+  T* mean = static_cast<T*>(args.mean);
+  const int64_t groups_per_row = (args.cols + 3) / 4;
+  const int64_t groups = args.rows * groups_per_row;
+  const Coefs<opmath_t<T>> coefs = typed_coefs<opmath_t<T>>(args);
+  const bool vec = args.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(z) &&
+                   aligned4<T>(out) && aligned4<T>(mean);
+  if (vec) {
+    noisy_update_kernel<T, true><<<grid_for(groups), kThreads, 0, stream>>>(
+        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise);
+  } else {
+    noisy_update_kernel<T, false><<<grid_for(groups), kThreads, 0, stream>>>(
+        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise);
+  }
+  return cudaGetLastError();
+}
+
+// ---------------------------------------------------------------------------
+// The corrector. Pass one writes, per (row, chunk), the sums of squares of the
+// score and of the noise; a one-block kernel turns them into each row's
+// b = ε and c = √(2ε) (in a fixed order: the result is deterministic); the
+// update kernel then regenerates the same noise.
+
+constexpr int64_t kChunkGroups = 1024;  // groups of four columns per block in pass one
+constexpr int64_t kShortRowGroups = 8;  // rows of up to 32 columns: one thread per row
+
+struct SnrLayout {
+  int64_t rows, cols, groups_per_row, chunks_per_row;
+  size_t partial_bytes, coef_offset;
+};
+
+SnrLayout snr_layout(int64_t rows, int64_t cols) {
+  SnrLayout l{};
+  l.rows = rows;
+  l.cols = cols;
+  l.groups_per_row = (cols + 3) / 4;
+  l.chunks_per_row = l.groups_per_row <= kShortRowGroups
+                         ? 1
+                         : (l.groups_per_row + kChunkGroups - 1) / kChunkGroups;
+  l.partial_bytes = 2 * sizeof(double) * static_cast<size_t>(rows * l.chunks_per_row);
+  l.coef_offset = (l.partial_bytes + 15) / 16 * 16;
+  return l;
+}
+
+template <typename O>
+__device__ __forceinline__ O block_sum(O v, O* shared) {
+#pragma unroll
+  for (int d = 16; d > 0; d /= 2) v += __shfl_down_sync(0xffffffffu, v, d);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < static_cast<int>(blockDim.x / 32) ? shared[lane] : O(0);
+#pragma unroll
+    for (int d = 16; d > 0; d /= 2) v += __shfl_down_sync(0xffffffffu, v, d);
+  }
+  __syncthreads();
+  return v;  // valid in thread 0
+}
+
+// Sums of squares of one group (n ≤ 4 valid columns) of the score and noise.
+template <typename T, typename O>
+__device__ __forceinline__ void group_squares(const T* __restrict__ score, const T* __restrict__ noise,
+                                              const NoiseSource& src, int64_t row, int64_t group,
+                                              int64_t cols, O& ss, O& zz) {
+  const int64_t col = 4 * group;
+  const int64_t base = row * cols + col;
+  const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
+  O sv[4], z[4];
+  load4<false>(score + base, n, sv);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) ss += sv[j] * sv[j];  // load4 zero-fills past n
+  if (noise) {
+    load4<false>(noise + base, n, z);
+  } else if (n == 4) {
+    // A whole group: Σz² straight from the words (no sincos, no square root).
+    zz += normals4_square_sum(src.pos.words(static_cast<uint32_t>(group), row_id(src, row)), O{});
+    return;
+  } else {
+    stream_group(src, row, group, NoiseKind::Normal, z);
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if (j < n) zz += z[j] * z[j];
+  }
+}
+
+// Short rows: one thread sums one whole row.
+template <typename T>
+__global__ void snr_sums_short_kernel(const T* __restrict__ score, const T* __restrict__ noise,
+                                      SnrLayout l, NoiseSource src, double* __restrict__ partial) {
+  using O = opmath_t<T>;
+  for (int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; row < l.rows;
+       row += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    O ss = 0, zz = 0;
+    for (int64_t g = 0; g < l.groups_per_row; ++g) group_squares(score, noise, src, row, g, l.cols, ss, zz);
+    partial[row] = ss;
+    partial[l.rows + row] = zz;
+  }
+}
+
+// Long rows: one block sums one chunk of kChunkGroups groups of one row.
+template <typename T>
+__global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __restrict__ noise,
+                                      SnrLayout l, NoiseSource src, double* __restrict__ partial) {
+  using O = opmath_t<T>;
+  __shared__ O shared[kThreads / 32];
+  const int64_t chunks = l.rows * l.chunks_per_row;
+  for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
+    const int64_t row = ci / l.chunks_per_row;
+    const int64_t g0 = (ci - row * l.chunks_per_row) * kChunkGroups;
+    const int64_t g1 = g0 + kChunkGroups < l.groups_per_row ? g0 + kChunkGroups : l.groups_per_row;
+    O ss = 0, zz = 0;
+    for (int64_t g = g0 + threadIdx.x; g < g1; g += blockDim.x) {
+      group_squares(score, noise, src, row, g, l.cols, ss, zz);
+    }
+    ss = block_sum(ss, shared);
+    zz = block_sum(zz, shared);
+    if (threadIdx.x == 0) {
+      partial[ci] = ss;
+      partial[chunks + ci] = zz;
+    }
+  }
+}
+
+// One block: norms per row (chunks summed in order), their batch means when
+// asked, then b = ε and c = √(2ε) of every row.
+// alpha: scale · values[row · stride] (values in the arithmetic type O, or
+// null), widened to double like every other quantity here.
+template <typename O>
+__global__ void snr_coefficients_kernel(const double* __restrict__ partial, SnrLayout l,
+                                        double snr, const O* __restrict__ alpha_values,
+                                        double alpha_scale, int64_t alpha_stride,
+                                        bool batch_norms, O* __restrict__ coef_b,
+                                        O* __restrict__ coef_c) {
+  __shared__ double shared[kThreads / 32];
+  const int64_t chunks = l.rows * l.chunks_per_row;
+  auto norms = [&](int64_t row, double& sn, double& zn) {
+    double ss = 0, zz = 0;
+    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
+      ss += partial[row * l.chunks_per_row + c];
+      zz += partial[chunks + row * l.chunks_per_row + c];
+    }
+    sn = sqrt(ss);
+    zn = sqrt(zz);
+  };
+  double score_mean = 0, noise_mean = 0;
+  if (batch_norms) {
+    double s_local = 0, z_local = 0;
+    for (int64_t row = threadIdx.x; row < l.rows; row += blockDim.x) {
+      double sn, zn;
+      norms(row, sn, zn);
+      s_local += sn;
+      z_local += zn;
+    }
+    s_local = block_sum(s_local, shared);
+    z_local = block_sum(z_local, shared);
+    __shared__ double means[2];
+    if (threadIdx.x == 0) {
+      means[0] = s_local / static_cast<double>(l.rows);
+      means[1] = z_local / static_cast<double>(l.rows);
+    }
+    __syncthreads();
+    score_mean = means[0];
+    noise_mean = means[1];
+  }
+  for (int64_t row = threadIdx.x; row < l.rows; row += blockDim.x) {
+    double sn = score_mean, zn = noise_mean;
+    if (!batch_norms) norms(row, sn, zn);
+    const double alpha =
+        alpha_scale * (alpha_values ? static_cast<double>(alpha_values[row * alpha_stride]) : 1.0);
+    double b, c;
+    snr_coefficients(alpha, snr, zn, sn, b, c);
+    coef_b[row] = static_cast<O>(b);
+    coef_c[row] = static_cast<O>(c);
+  }
+}
+
+template <typename T>
+cudaError_t snr_typed(const SnrArgs& args, void* workspace, cudaStream_t stream) {
+  using O = opmath_t<T>;
+  const UpdateArgs& u = args.update;
+  if (u.rows == 0 || u.cols == 0) return cudaSuccess;
+  const SnrLayout l = snr_layout(u.rows, u.cols);
+  double* partial = static_cast<double*>(workspace);
+  O* coef_b = reinterpret_cast<O*>(static_cast<char*>(workspace) + l.coef_offset);
+  O* coef_c = coef_b + u.rows;
+  const T* score = static_cast<const T*>(u.score);
+  const T* noise = static_cast<const T*>(u.noise.tensor);
+
+  if (l.groups_per_row <= kShortRowGroups) {
+    snr_sums_short_kernel<T><<<grid_for(u.rows), kThreads, 0, stream>>>(score, noise, l, u.noise, partial);
+  } else {
+    const int64_t chunks = u.rows * l.chunks_per_row;
+    const unsigned int blocks = static_cast<unsigned int>(chunks < 65535 * 16 ? chunks : 65535 * 16);
+    snr_sums_chunk_kernel<T><<<blocks, kThreads, 0, stream>>>(score, noise, l, u.noise, partial);
+  }
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+
+  snr_coefficients_kernel<O><<<1, kThreads, 0, stream>>>(
+      partial, l, args.snr, static_cast<const O*>(args.alpha.values), args.alpha.scale,
+      args.alpha.stride, args.batch_norms, coef_b, coef_c);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+
+  UpdateArgs update = u;
+  update.a = Coef{nullptr, 1.0, 0};
+  update.b = Coef{coef_b, 1.0, 1};
+  update.c = Coef{coef_c, 1.0, 1};
+  return noisy_update_typed<T>(update, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_noisy_update(const UpdateArgs& args, cudaStream_t stream) {
+  return dispatch_dtype(args.dtype, [&](auto tag) { return noisy_update_typed<decltype(tag)>(args, stream); });
+}
+
+size_t snr_workspace_bytes(int64_t rows, int64_t cols, DType dtype) {
+  const SnrLayout l = snr_layout(rows, cols);
+  const size_t coef_size = dtype == DType::Float64 ? sizeof(double) : sizeof(float);
+  return l.coef_offset + 2 * coef_size * static_cast<size_t>(rows);
+}
+
+cudaError_t launch_snr_langevin_step(const SnrArgs& args, void* workspace, cudaStream_t stream) {
+  return dispatch_dtype(args.update.dtype, [&](auto tag) { return snr_typed<decltype(tag)>(args, workspace, stream); });
+}
+
+}  // namespace cuda
+}  // namespace scorekern

@@ -1,0 +1,231 @@
+"""The throughput harness behind ``python -m scorekern bench`` and ``benchmarks/``.
+
+Each op is timed, side by side in one process, as the fused op (functional,
+and writing into ``out=``), its eager twin from :mod:`scorekern.reference`
+and ``torch.compile`` of that twin (compile time reported apart), with the
+bandwidth of a plain tensor copy measured in the same run. GB/s count the
+bytes an op must move per element (stated per op); the fraction of copy
+bandwidth compares that with ``dst.copy_(src)``. It measures; it asserts
+nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import __version__, _backend, ops, reference
+
+
+@dataclass
+class Case:
+    op: str
+    shape: tuple
+    per_row: bool
+    bytes_per_element: int  # what the op must read and write (float32)
+    impls: dict  # name -> zero-argument callable
+
+
+def _coefficient(per_row, rows, device, gen):
+    if per_row:
+        return torch.rand(rows, generator=gen, device="cpu").mul_(0.01).add_(0.005).to(device)
+    return 0.01
+
+
+def make_case(op: str, shape: tuple, per_row: bool, device: str, dtype=torch.float32) -> Case:
+    """Inputs on `device` and the callables of every implementation of `op`."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+    s = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+    out = torch.empty_like(x)
+    rows = 1 if len(shape) == 1 else shape[0]
+    tau = _coefficient(per_row, rows, device, gen)
+    sqrt2tau = math.sqrt(2 * tau) if not isinstance(tau, torch.Tensor) else (2 * tau).sqrt()
+
+    if op == "langevin_step":
+        nbytes = 12  # read x and the score, write x'
+        fused = lambda: ops.langevin_step(x, s, tau)  # noqa: E731
+        fused_out = lambda: ops.langevin_step(x, s, tau, out=out)  # noqa: E731
+        twin, args = reference.langevin_step, (x, s, tau)
+    elif op == "noisy_update":
+        nbytes = 12
+        fused = lambda: ops.noisy_update(x, s, 1.0, tau, sqrt2tau)  # noqa: E731
+        fused_out = lambda: ops.noisy_update(x, s, 1.0, tau, sqrt2tau, out=out)  # noqa: E731
+        twin, args = reference.noisy_update, (x, s, 1.0, tau, sqrt2tau)
+    elif op == "snr_langevin_step":
+        nbytes = 16  # the score twice (norms, then the update), x once, x' once
+        alpha = tau if per_row else 1.0
+        fused = lambda: ops.snr_langevin_step(x, s, 0.16, alpha=alpha)  # noqa: E731
+        fused_out = lambda: ops.snr_langevin_step(x, s, 0.16, alpha=alpha, out=out)  # noqa: E731
+        twin, args = (lambda x, s: reference.snr_langevin_step(x, s, 0.16, alpha=alpha)), (x, s)
+    elif op == "randn_like":
+        nbytes = 4  # write the noise
+        fused = lambda: ops.randn_like(x)  # noqa: E731
+        fused_out = None
+        twin, args = reference.randn_like, (x,)
+    else:
+        raise ValueError(f"unknown op {op!r}; known: {', '.join(OPS)}")
+    impls = {"fused": fused}
+    if fused_out is not None:
+        impls["fused out="] = fused_out
+    impls["eager twin"] = lambda: twin(*args)
+    impls["compiled twin"] = (twin, args)  # compiled lazily: see run()
+    return Case(op, tuple(shape), per_row, nbytes, impls)
+
+
+OPS = ("langevin_step", "noisy_update", "snr_langevin_step", "randn_like")
+
+
+def shapes(device: str, quick: bool) -> list[tuple[tuple, bool]]:
+    """(shape, per-row coefficients) to measure."""
+    if quick:
+        return [((1 << 20,), False), ((512, 2048), True)]
+    out = [((1 << 24,), False), ((4096, 4096), True)]
+    if device == "cuda":
+        out.append(((1 << 26,), False))
+    return out
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_ms(fn: Callable, device: str, repeat: int, warmup: int = 2) -> float:
+    """Median wall time of fn in milliseconds (CUDA events on a GPU)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        if device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def copy_gbps(numel: int, device: str, repeat: int) -> float:
+    src = torch.randn(numel, device=device)
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src), device, repeat)
+    return 8 * numel / ms / 1e6
+
+
+def environment(device: str) -> dict:
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "scorekern": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device_type": device,
+        "threads": torch.get_num_threads(),
+        "cpu": _cpu_model(),
+        "cpu_capability": _backend.cpu_capability(),
+        "backend": _backend.requested(),
+    }
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        meta.update(device=props.name, cuda=torch.version.cuda, driver=_driver_version(),
+                    sm_count=props.multi_processor_count)
+    else:
+        meta["device"] = meta["cpu"]
+    return meta
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} logical cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _driver_version() -> str | None:
+    try:
+        res = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return res.stdout.strip().splitlines()[0] if res.returncode == 0 else None
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+def run(device: str | None = None, quick: bool = False, ops_filter=None, compile_baseline: bool = True,
+        log=print) -> dict:
+    """Measure every op; returns {"meta": ..., "records": [...]}."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    repeat = 3 if quick else (20 if device == "cuda" else 7)
+    compile_baseline = compile_baseline and not quick
+    names = [op for op in OPS if not ops_filter or op in ops_filter]
+    unknown = set(ops_filter or ()) - set(OPS)
+    if unknown:
+        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS)}")
+    meta = environment(device)
+    log(f"scorekern {__version__} bench on {meta['device']} | torch {meta['torch']} | "
+        f"{meta['threads']} threads | CPU kernels {meta['cpu_capability']} | {meta['date']}")
+    log(f"{'op':<18} {'shape':<14} {'coef':<6} {'impl':<14} {'ms':>9} {'GB/s':>8} {'of copy':>8} {'x eager':>8}")
+    records = []
+    for shape, per_row in shapes(device, quick):
+        numel = math.prod(shape)
+        copy = copy_gbps(numel, device, repeat)
+        log(f"{'copy':<18} {str(list(shape)):<14} {'':<6} {'dst.copy_(src)':<14} "
+            f"{8 * numel / copy / 1e6:9.3f} {copy:8.1f} {1:8.2f}")
+        for op in names:
+            case = make_case(op, shape, per_row, device)
+            rows = []
+            for impl, fn in case.impls.items():
+                extra = {}
+                if impl == "compiled twin":
+                    if not compile_baseline:
+                        continue
+                    twin, args = fn
+                    compiled = torch.compile(twin, dynamic=False)
+                    t0 = time.perf_counter()
+                    compiled(*args)
+                    _sync(device)
+                    extra["compile_s"] = round(time.perf_counter() - t0, 2)
+                    fn = lambda compiled=compiled, args=args: compiled(*args)  # noqa: E731
+                ms = time_ms(fn, device, repeat)
+                gbps = case.bytes_per_element * numel / ms / 1e6
+                rows.append(dict(op=op, shape=list(shape), per_row=per_row, dtype="float32", impl=impl,
+                                 ms=round(ms, 4), bytes_per_element=case.bytes_per_element, gbps=round(gbps, 2),
+                                 copy_gbps=round(copy, 2), fraction_of_copy=round(gbps / copy, 4), **extra))
+            eager_ms = next(r["ms"] for r in rows if r["impl"] == "eager twin")
+            for rec in rows:
+                rec["speedup_vs_eager"] = round(eager_ms / rec["ms"], 2)
+                note = f" (compile {rec['compile_s']} s)" if "compile_s" in rec else ""
+                log(f"{op:<18} {str(list(shape)):<14} {'row' if per_row else 'scalar':<6} {rec['impl']:<14} "
+                    f"{rec['ms']:9.3f} {rec['gbps']:8.1f} {rec['fraction_of_copy']:8.2f} "
+                    f"{rec['speedup_vs_eager']:8.2f}{note}")
+            records += rows
+    return {"meta": meta, "records": records}
+
+
+def main(device=None, quick=False, json_path=None, ops=None, compile_baseline=True) -> dict:
+    result = run(device=device, quick=quick, ops_filter=ops, compile_baseline=compile_baseline)
+    if json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {json_path}")
+    return result
