@@ -1,5 +1,9 @@
 #include "arguments.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include <ATen/MemoryOverlap.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
@@ -143,10 +147,26 @@ UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
   return call;
 }
 
+at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor t = at::empty(sizes, options.memory_format(at::MemoryFormat::Contiguous));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t{1} << 21;  // 2 MiB
+  if (t.is_cpu() && t.nbytes() >= 2 * kHuge) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+    const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+    const uintptr_t last = (begin + t.nbytes()) & ~(kHuge - 1);
+    if (last > first) {
+      // Advice only: if the kernel refuses, the pages are just small ones.
+      (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+    }
+  }
+#endif
+  return t;
+}
+
 UpdateOutputs new_update_outputs(const at::Tensor& x, bool return_mean) {
-  const auto options = x.options().memory_format(at::MemoryFormat::Contiguous);
-  return UpdateOutputs{at::empty(x.sizes(), options),
-                       return_mean ? at::empty(x.sizes(), options) : at::empty({0}, x.options()),
+  return UpdateOutputs{empty_output(x.sizes(), x.options()),
+                       return_mean ? empty_output(x.sizes(), x.options()) : at::empty({0}, x.options()),
                        return_mean};
 }
 

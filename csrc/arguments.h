@@ -55,6 +55,13 @@ UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
 Coef checked_coef(const std::optional<at::Tensor>& values, double scale, const at::Tensor& x,
                   int64_t rows, const char* name, const char* op);
 
+// A new contiguous tensor for an op's output. Large CPU outputs ask the
+// kernel for transparent huge pages (where THP is in "madvise" mode): the
+// first touch of a fresh 64 MB buffer otherwise costs more page faults than
+// the op itself costs arithmetic. This is what PyTorch's
+// THP_MEM_ALLOC_ENABLE=1 does for every allocation.
+at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options);
+
 // The outputs of a functional update: x' and the mean (empty when not asked
 // for), contiguous, with x's shape, dtype and device.
 struct UpdateOutputs {

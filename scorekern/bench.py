@@ -101,7 +101,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_ms(fn: Callable, device: str, repeat: int, warmup: int = 2) -> float:
+def time_ms(fn: Callable, device: str, repeat: int, warmup: int = 3) -> float:
     """Median wall time of fn in milliseconds (CUDA events on a GPU)."""
     for _ in range(warmup):
         fn()
@@ -174,7 +174,7 @@ def run(device: str | None = None, quick: bool = False, ops_filter=None, compile
         log=print) -> dict:
     """Measure every op; returns {"meta": ..., "records": [...]}."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    repeat = 3 if quick else (20 if device == "cuda" else 7)
+    repeat = 3 if quick else (20 if device == "cuda" else 9)
     compile_baseline = compile_baseline and not quick
     names = [op for op in OPS if not ops_filter or op in ops_filter]
     unknown = set(ops_filter or ()) - set(OPS)

@@ -49,7 +49,7 @@ at::Tensor noise_cpu(const at::Tensor& like, int64_t seed, int64_t offset,
                      const std::optional<at::Tensor>& row_ids, NoiseKind kind, const char* op) {
   const RowShape shape = row_shape(like, op);
   const DType dtype = kernel_dtype(like, op);
-  at::Tensor out = at::empty(like.sizes(), like.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = empty_output(like.sizes(), like.options());
   const NoiseSource src{nullptr, checked_row_ids(row_ids, like, shape.rows, op),
                         stream_pos(seed, offset)};
   const cpu::Plan plan = cpu::make_plan(shape.rows, shape.cols);

@@ -35,7 +35,7 @@ at::Tensor noise_cuda(const at::Tensor& like, int64_t seed, int64_t offset,
   const RowShape shape = row_shape(like, op);
   const DType dtype = kernel_dtype(like, op);
   const c10::cuda::CUDAGuard guard(like.device());
-  at::Tensor out = at::empty(like.sizes(), like.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = empty_output(like.sizes(), like.options());
   const NoiseSource src{nullptr, checked_row_ids(row_ids, like, shape.rows, op), stream_pos(seed, offset)};
   C10_CUDA_CHECK(cuda::launch_fill_noise(dtype, kind, shape.rows, shape.cols, out.data_ptr(), src,
                                          current_stream()));

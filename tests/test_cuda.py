@@ -1,0 +1,136 @@
+"""Tests that need a CUDA GPU (marked `cuda`; skipped without one).
+
+The per-op comparisons with the twins and opcheck run on CUDA through the
+`devices()` parametrisation of the other test files; these add what only a
+GPU can show: the same stream as the CPU, the vector and scalar paths,
+64-bit indexing, and no host–device synchronisation.
+"""
+
+import pytest
+import torch
+
+from scorekern import ops, reference
+
+from conftest import COMPILED, DTYPES, TOL, opmath
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not COMPILED, reason="scorekern._C is not built")]
+
+
+@pytest.fixture(autouse=True)
+def _needs_cuda_kernels():
+    from scorekern import _backend
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if "cuda" not in _backend.compiled_devices():
+        pytest.fail("a GPU is present but scorekern._C was built without CUDA kernels")
+
+
+def test_philox_words_equal_the_cpu():
+    counter = torch.randint(0, 2**32, (4099, 4), dtype=torch.int64)
+    seed = 0xA4093822299F31D0
+    assert torch.equal(ops.philox4x32(counter.cuda(), seed).cpu(), ops.philox4x32(counter, seed))
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (5, 1030), (64, 2), (2, 3, 4, 5), (1 << 16,)])
+def test_stream_equals_the_cpu(shape):
+    ids = torch.randint(0, 2**32, (1 if len(shape) == 1 else shape[0],))
+    for row_ids in (None, ids):
+        kw = dict(seed=0xDEADBEEF, offset=77)
+        gpu_ids = None if row_ids is None else row_ids.cuda()
+        assert torch.equal(ops.rademacher_like(torch.empty(shape, device="cuda"), row_ids=gpu_ids, **kw).cpu(),
+                           ops.rademacher_like(torch.empty(shape), row_ids=row_ids, **kw))
+        for dtype in DTYPES:
+            gpu = ops.randn_like(torch.empty(shape, dtype=dtype, device="cuda"), row_ids=gpu_ids, **kw).cpu()
+            cpu = ops.randn_like(torch.empty(shape, dtype=dtype), row_ids=row_ids, **kw)
+            # the same words; normals within a few ulp (fused multiply-adds may differ)
+            tol = dict(rtol=1e-6, atol=1e-6) if dtype != torch.float64 else dict(rtol=1e-14, atol=1e-14)
+            if dtype in (torch.float16, torch.bfloat16):
+                tol = dict(rtol=TOL[dtype]["rtol"] / 2, atol=0)  # at most one rounding step apart
+            torch.testing.assert_close(gpu, cpu, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_update_equals_the_cpu_for_the_same_stream(dtype):
+    x, s = (torch.randn(33, 257, generator=torch.Generator().manual_seed(i)).to(dtype) for i in range(2))
+    z_cpu = ops.randn_like(x, seed=1, offset=2)
+    z_gpu = ops.randn_like(x.cuda(), seed=1, offset=2)
+    a = torch.rand(33, dtype=opmath(dtype))
+    gpu = ops.noisy_update(x.cuda(), s.cuda(), a.cuda(), 0.1, 0.3, noise=z_gpu)
+    cpu = ops.noisy_update(x, s, a, 0.1, 0.3, noise=z_cpu)
+    torch.testing.assert_close(gpu.cpu(), cpu, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("view", ["offset", "transposed", "odd_row"])
+def test_scalar_path_on_misaligned_and_strided_views(dtype, view):
+    g = torch.Generator().manual_seed(0)
+    base, sb, zb = (torch.randn(4 * 1031 + 8, generator=g).to(dtype).cuda() for _ in range(3))
+    make = {
+        "offset": lambda t: t[1:1 + 4 * 1024],  # contiguous, starts at an odd element
+        "transposed": lambda t: t[:4 * 1024].reshape(64, 64).t(),
+        "odd_row": lambda t: t[:7 * 513].reshape(7, 513),  # rows not a multiple of 4
+    }[view]
+    x, s, z = make(base), make(sb), make(zb)
+    got = ops.noisy_update(x, s, 0.9, 0.1, 0.4, noise=z)
+    op = opmath(dtype)
+    want = reference.noisy_update(x.to(op), s.to(op), 0.9, 0.1, 0.4, noise=z.to(op)).to(dtype)
+    torch.testing.assert_close(got, want, **TOL[dtype])
+    g1 = torch.Generator(device="cuda").manual_seed(3)
+    g2 = torch.Generator(device="cuda").manual_seed(3)
+    fused = ops.noisy_update(x, s, 0.9, 0.1, 0.4, generator=g1)
+    explicit = ops.noisy_update(x, s, 0.9, 0.1, 0.4, noise=ops.randn_like(x.to(op), generator=g2).to(dtype))
+    torch.testing.assert_close(fused, explicit, **TOL[dtype])
+
+
+def test_more_than_2_31_elements():
+    free, _ = torch.cuda.mem_get_info()
+    n = (1 << 31) + 12
+    if free < 5 * 2 * n:  # x, score, noise, out in float16, and slack
+        pytest.skip("not enough GPU memory")
+    x = torch.ones(n, dtype=torch.float16, device="cuda")
+    s = torch.full((n,), 0.5, dtype=torch.float16, device="cuda")
+    out = ops.noisy_update(x, s, 1.0, 2.0, 0.0)  # c = 0: the result is exactly 2
+    assert out[-8:].eq(2).all() and out[:8].eq(2).all() and out[(1 << 31) - 4:(1 << 31) + 4].eq(2).all()
+    del out
+    # the noise past element 2^31 is the stream's: compare a tail slice with randn_like's own tail
+    z = ops.noisy_update(torch.zeros(n, dtype=torch.float16, device="cuda"), s, 0.0, 0.0, 1.0,
+                         generator=torch.Generator(device="cuda").manual_seed(5))
+    tail = z[-1024:].float()
+    assert tail.std() > 0.5 and torch.isfinite(tail).all()
+
+
+def test_no_host_device_synchronisation():
+    x = torch.randn(64, 1000, device="cuda")
+    s = torch.randn_like(x)
+    rows = torch.rand(64, device="cuda")
+    ids = torch.arange(64, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        ops.noisy_update(x, s, rows, 0.1, rows, row_ids=ids)
+        ops.noisy_update_(x, s, 1.0, 0.1, 0.2)
+        ops.langevin_step(x, s, rows)
+        ops.snr_langevin_step(x, s, 0.16, alpha=rows, norms="batch")
+        ops.snr_langevin_step(x, s, 0.16, norms="row")
+        ops.randn_like(x)
+        ops.rademacher_like(x, row_ids=ids)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_cuda_generator_reproducible_and_advancing():
+    x = torch.empty(16, 33, device="cuda")
+    torch.manual_seed(11)
+    a, b = ops.randn_like(x), ops.randn_like(x)
+    torch.manual_seed(11)
+    assert torch.equal(ops.randn_like(x), a) and torch.equal(ops.randn_like(x), b)
+    assert not torch.equal(a, b)
+
+
+def test_snr_equals_the_cpu_on_explicit_noise():
+    x, s, z = (torch.randn(8, 3000, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    for norms in ("batch", "row"):
+        gpu = ops.snr_langevin_step(x.cuda(), s.cuda(), 0.16, norms=norms, noise=z.cuda())
+        cpu = ops.snr_langevin_step(x, s, 0.16, norms=norms, noise=z)
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
