@@ -281,6 +281,34 @@ def rademacher_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
 # The fused noisy update
 
 
+def _check_update(x, score, noise, row_ids, out):
+    """The data arguments every update shares; returns the row ids as int64."""
+    _check_data(x)
+    _check_like(score, x, "score")
+    if noise is not None:
+        _check_like(noise, x, "noise")
+    if out is not None:
+        _check_out(out, x)
+    return _check_row_ids(row_ids, x)
+
+
+def _call(name: str, args: tuple, x, out, return_mean: bool):
+    """Run torch.ops.scorekern.<name> (functional) or <name>_out (into out)."""
+    if out is None:
+        new, mean = getattr(torch.ops.scorekern, name)(*args, return_mean)
+    else:
+        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
+        getattr(torch.ops.scorekern, name + "_out")(*args, out, mean)
+        new = out
+    return (new, mean) if return_mean else new
+
+
+def _fused_update(x, score, coefs, noise, generator, row_ids, out, return_mean):
+    seed, offset = (0, 0) if noise is not None else _stream(x, generator)
+    flat = tuple(item for pair in coefs for item in pair)
+    return _call("noisy_update", (x, score, *flat, noise, seed, offset, row_ids), x, out, return_mean)
+
+
 def noisy_update(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, out=None, return_mean=False):
     """``a·x + b·score + c·z`` in one pass, ``z`` standard normal drawn in the kernel.
 
@@ -292,30 +320,12 @@ def noisy_update(x, score, a, b, c, *, noise=None, generator=None, row_ids=None,
     ``(x_new, mean)``. Differentiable in ``x``, ``score``, ``noise`` and
     tensor coefficients.
     """
-    _check_data(x)
-    _check_like(score, x, "score")
-    if noise is not None:
-        _check_like(noise, x, "noise")
-    row_ids = _check_row_ids(row_ids, x)
-    coefs = [
-        _coefficient(a, "a", x),
-        _coefficient(b, "b", x),
-        _coefficient(c, "c", x, nonnegative=True),
-    ]
-    if out is not None:
-        _check_out(out, x)
+    row_ids = _check_update(x, score, noise, row_ids, out)
+    coefs = (_coefficient(a, "a", x), _coefficient(b, "b", x), _coefficient(c, "c", x, nonnegative=True))
     if not _backend.uses_compiled(x.device):
         return reference.noisy_update(x, score, a, b, c, noise=noise, generator=generator, row_ids=row_ids,
                                       out=out, return_mean=return_mean)
-    seed, offset = (0, 0) if noise is not None else _stream(x, generator)
-    flat = [item for pair in coefs for item in pair]
-    if out is None:
-        new, mean = torch.ops.scorekern.noisy_update(x, score, *flat, noise, seed, offset, row_ids, return_mean)
-    else:
-        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
-        torch.ops.scorekern.noisy_update_out(x, score, *flat, noise, seed, offset, row_ids, out, mean)
-        new = out
-    return (new, mean) if return_mean else new
+    return _fused_update(x, score, coefs, noise, generator, row_ids, out, return_mean)
 
 
 def noisy_update_(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, return_mean=False):
@@ -330,23 +340,16 @@ def langevin_step(x, score, step_size, *, noise=None, generator=None, row_ids=No
     ``step_size`` τ ≥ 0: a float, a 0-d tensor or a ``[B]`` tensor. Other
     arguments as in :func:`noisy_update`.
     """
-    _check_data(x)
+    row_ids = _check_update(x, score, noise, row_ids, out)
     values, scale = _coefficient(step_size, "step_size", x, nonnegative=True)
-    if values is None:
-        b, c = scale, math.sqrt(2.0 * scale)
-    else:
-        b, c = values, (2.0 * values).sqrt()
     if not _backend.uses_compiled(x.device):
-        _check_like(score, x, "score")
-        row_ids = _check_row_ids(row_ids, x)
-        if noise is not None:
-            _check_like(noise, x, "noise")
-        if out is not None:
-            _check_out(out, x)
         return reference.langevin_step(x, score, step_size, noise=noise, generator=generator, row_ids=row_ids,
                                        out=out, return_mean=return_mean)
-    return noisy_update(x, score, 1.0, b, c, noise=noise, generator=generator, row_ids=row_ids, out=out,
-                        return_mean=return_mean)
+    if values is None:
+        coefs = ((None, 1.0), (None, scale), (None, math.sqrt(2.0 * scale)))
+    else:
+        coefs = ((None, 1.0), (values, 1.0), ((2.0 * values).sqrt(), 1.0))
+    return _fused_update(x, score, coefs, noise, generator, row_ids, out, return_mean)
 
 
 _NORMS = ("batch", "row")
@@ -364,11 +367,7 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     two passes over the data with ``z`` regenerated, never stored. Not
     differentiable.
     """
-    _check_data(x)
-    _check_like(score, x, "score")
-    if noise is not None:
-        _check_like(noise, x, "noise")
-    row_ids = _check_row_ids(row_ids, x)
+    row_ids = _check_update(x, score, noise, row_ids, out)
     if isinstance(snr, torch.Tensor):
         if snr.numel() != 1 or snr.device.type != "cpu":
             raise ValueError("snr must be a float (or a one-element CPU tensor)")
@@ -381,20 +380,12 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     if norms not in _NORMS:
         raise ValueError(f"norms must be 'batch' or 'row', got {norms!r}")
     _check_no_grad("snr_langevin_step", x, score, noise, alpha_values)
-    if out is not None:
-        _check_out(out, x)
     if not _backend.uses_compiled(x.device):
         return reference.snr_langevin_step(x, score, float(snr), alpha=alpha, norms=norms, noise=noise,
                                            generator=generator, row_ids=row_ids, out=out, return_mean=return_mean)
     seed, offset = (0, 0) if noise is not None else _stream(x, generator)
     args = (x, score, float(snr), alpha_values, alpha_scale, norms == "batch", noise, seed, offset, row_ids)
-    if out is None:
-        new, mean = torch.ops.scorekern.snr_langevin_step(*args, return_mean)
-    else:
-        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
-        torch.ops.scorekern.snr_langevin_step_out(*args, out, mean)
-        new = out
-    return (new, mean) if return_mean else new
+    return _call("snr_langevin_step", args, x, out, return_mean)
 
 
 # ---------------------------------------------------------------------------

@@ -110,16 +110,20 @@ def _per_row(v, x):
     return v
 
 
+def _result(new, mean, out, return_mean):
+    if out is not None:
+        out.copy_(new)
+        new = out
+    return (new, mean) if return_mean else new
+
+
 def noisy_update(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, out=None, return_mean=False):
     if noise is None:
         noise = randn_like(x, generator=generator, row_ids=row_ids)
     a, b, c = (_per_row(v, x) for v in (a, b, c))
     mean = a * x + b * score
     new = mean + c * noise
-    if out is not None:
-        out.copy_(new)
-        new = out
-    return (new, mean) if return_mean else new
+    return _result(new, mean, out, return_mean)
 
 
 def noisy_update_(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, return_mean=False):
@@ -135,10 +139,7 @@ def langevin_step(x, score, step_size, *, noise=None, generator=None, row_ids=No
     mean = x + tau * score
     scale = math.sqrt(2 * tau) if not isinstance(tau, torch.Tensor) else (2 * tau).sqrt()
     new = mean + scale * noise
-    if out is not None:
-        out.copy_(new)
-        new = out
-    return (new, mean) if return_mean else new
+    return _result(new, mean, out, return_mean)
 
 
 def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, generator=None,
@@ -158,7 +159,4 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     step_size = _per_row((snr * noise_norm / grad_norm) ** 2 * 2 * alpha, x)
     mean = x + step_size * score
     new = mean + torch.sqrt(step_size * 2) * noise
-    if out is not None:
-        out.copy_(new)
-        new = out
-    return (new, mean) if return_mean else new
+    return _result(new, mean, out, return_mean)

@@ -233,40 +233,17 @@ void fill_noise_impl(const Plan& plan, void* out_, NoiseKind kind, const NoiseSo
 
 // ---------------------------------------------------------------------------
 // noisy_update: mean = a·x + b·s, x' = mean + c·z over n contiguous elements.
-// `inplace` runs are written with one pointer for x and x', so that the
-// vectoriser needs no runtime alias check to keep its vector loop.
+// In place, x and x' are one pointer (xo), so that every pointer here can be
+// __restrict and the vectoriser needs no runtime alias check.
 
-template <typename T, typename Z, typename O>
-SK_INLINE void update_run(const T* __restrict x, const T* __restrict s, const Z* __restrict z,
-                          T* __restrict out, T* __restrict mean, int64_t n, O a, O b, O c) {
-  if (mean) {
-    for (int64_t i = 0; i < n; ++i) {
-      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
-      store_op(mean + i, m);
-      store_op(out + i, update_noisy(m, c, load_op(z + i)));
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
-      store_op(out + i, update_noisy(m, c, load_op(z + i)));
-    }
-  }
-}
-
-template <typename T, typename Z, typename O>
-SK_INLINE void update_run_inplace(T* __restrict x, const T* __restrict s, const Z* __restrict z,
-                                  T* __restrict mean, int64_t n, O a, O b, O c) {
-  if (mean) {
-    for (int64_t i = 0; i < n; ++i) {
-      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
-      store_op(mean + i, m);
-      store_op(x + i, update_noisy(m, c, load_op(z + i)));
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      const O m = update_mean(a, load_op(x + i), b, load_op(s + i));
-      store_op(x + i, update_noisy(m, c, load_op(z + i)));
-    }
+template <bool kInPlace, bool kMean, typename T, typename Z, typename O>
+SK_INLINE void update_run(const T* __restrict x, T* __restrict xo, const T* __restrict s,
+                          const Z* __restrict z, T* __restrict mean, int64_t n, O a, O b, O c) {
+  const T* in = kInPlace ? xo : x;
+  for (int64_t i = 0; i < n; ++i) {
+    const O m = update_mean(a, load_op(in + i), b, load_op(s + i));
+    if (kMean) store_op(mean + i, m);
+    store_op(xo + i, update_noisy(m, c, load_op(z + i)));
   }
 }
 
@@ -288,9 +265,11 @@ SK_INLINE void update_span(const UpdateArgs& args, const Plan& plan, const Span&
     const O ar = a.at(row), br = b.at(row), cr = c.at(row);
     T* m = mean ? mean + off : nullptr;
     if (inplace) {
-      update_run_inplace(out + off, s + off, z + off, m, len, ar, br, cr);
+      if (m) update_run<true, true>(static_cast<const T*>(nullptr), out + off, s + off, z + off, m, len, ar, br, cr);
+      else update_run<true, false>(static_cast<const T*>(nullptr), out + off, s + off, z + off, m, len, ar, br, cr);
     } else {
-      update_run(x + off, s + off, z + off, out + off, m, len, ar, br, cr);
+      if (m) update_run<false, true>(x + off, out + off, s + off, z + off, m, len, ar, br, cr);
+      else update_run<false, false>(x + off, out + off, s + off, z + off, m, len, ar, br, cr);
     }
   }
 }
