@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 import os
 import threading
 import warnings
@@ -19,9 +20,12 @@ import torch
 
 try:
     from . import _C  # loading it registers torch.ops.scorekern
-except ImportError as exc:  # built with SCOREKERN_NO_EXTENSION=1, or not built
+except ImportError as exc:
     _C = None
-    _LOAD_ERROR: str | None = f"{type(exc).__name__}: {exc}"
+    if importlib.util.find_spec(f"{__package__}._C") is None:
+        _LOAD_ERROR: str | None = "it was not built: installed with SCOREKERN_NO_EXTENSION=1, or not compiled"
+    else:  # built, but it does not load (say, against another torch)
+        _LOAD_ERROR = f"{type(exc).__name__}: {exc}"
 else:
     _LOAD_ERROR = None
 
