@@ -93,8 +93,13 @@ def _missing_reason(device_type: str) -> str:
     return f"scorekern has no compiled kernels for {device_type} tensors"
 
 
+@torch.compiler.assume_constant_result
 def uses_compiled(device: torch.device) -> bool:
-    """Whether an op on ``device`` runs the compiled kernels (and warn once if it cannot)."""
+    """Whether an op on ``device`` runs the compiled kernels (and warn once if it cannot).
+
+    Under ``torch.compile`` this is read once, when the function is traced: a
+    later change of backend does not retrace it.
+    """
     name = requested()
     if name == "torch":
         return False

@@ -290,6 +290,19 @@ def test_torch_compile_traces_the_op():
     torch.compile(inplace, backend="aot_eager", fullgraph=True)(y, s)
     assert torch.equal(y, step(x, s, ops.randn_like(x, seed=3, offset=4))[0])
 
+    # The Python API traces in full when it draws no noise itself ...
+    def api(x, s, z):
+        return ops.noisy_update(x, s, 1.0, 0.1, 0.3, noise=z, return_mean=True)
+
+    for got, want in zip(torch.compile(api, backend="aot_eager", fullgraph=True)(x, s, z), api(x, s, z)):
+        assert torch.equal(got, want)
+
+    # ... and with a generator it runs, breaking the graph to draw (seed, offset).
+    def drawn(x, s):
+        return ops.langevin_step(x, s, 0.1, generator=torch.Generator().manual_seed(2)) * 2
+
+    assert torch.equal(torch.compile(drawn, backend="aot_eager")(x, s), drawn(x, s))
+
 
 # ---------------------------------------------------------------------------
 # errors
