@@ -174,6 +174,10 @@ def run(device: str | None = None, quick: bool = False, ops_filter=None, compile
         log=print) -> dict:
     """Measure every op; returns {"meta": ..., "records": [...]}."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise SystemExit(f"scorekern bench: --device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("scorekern bench: --device cuda, but torch sees no CUDA device")
     repeat = 3 if quick else (20 if device == "cuda" else 9)
     compile_baseline = compile_baseline and not quick
     names = [op for op in OPS if not ops_filter or op in ops_filter]
