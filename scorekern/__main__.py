@@ -35,7 +35,7 @@ def _bench(args) -> int:
     from . import bench
 
     bench.main(device=args.device, quick=args.quick, json_path=args.json, ops=args.ops,
-               compile_baseline=not args.no_compile)
+               compile_baseline=not args.no_compile, samplers=not args.no_samplers)
     return 0
 
 
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, metavar="PATH", help="also write the records to PATH")
     p.add_argument("--ops", nargs="*", default=None, help="only these ops")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    p.add_argument("--no-samplers", action="store_true", help="skip the whole-sampler runs")
     p.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     return args.run(args)

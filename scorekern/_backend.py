@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib.util
 import os
 import threading
@@ -74,12 +75,19 @@ def use_backend(name: str):
         _override.reset(token)
 
 
-def build_info() -> dict | None:
+@functools.lru_cache(maxsize=None)
+def _build_info() -> dict | None:
     return None if _C is None else _C.build_info()
 
 
+def build_info() -> dict | None:
+    info = _build_info()
+    return None if info is None else dict(info)
+
+
+@functools.lru_cache(maxsize=None)
 def compiled_devices() -> tuple[str, ...]:
-    info = build_info()
+    info = _build_info()
     if info is None:
         return ()
     return ("cpu", "cuda") if info["cuda"] else ("cpu",)

@@ -225,8 +225,100 @@ def run(device: str | None = None, quick: bool = False, ops_filter=None, compile
     return {"meta": meta, "records": records}
 
 
-def main(device=None, quick=False, json_path=None, ops=None, compile_baseline=True) -> dict:
+# ---------------------------------------------------------------------------
+# Samplers: a whole predictor–corrector run, fused against the twin path.
+
+
+class _TimedScore:
+    """Wraps a score function and adds up the time spent in it."""
+
+    def __init__(self, fn, device):
+        self.fn, self.device, self.seconds, self.calls = fn, device, 0.0, 0
+
+    def __call__(self, x, t):
+        _sync(self.device)
+        t0 = time.perf_counter()
+        out = self.fn(x, t)
+        _sync(self.device)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return out
+
+
+def _analytic_score(sde, mu: float = 0.5, std: float = 0.3):
+    """The exact score of data N(μ, std²I) under the SDE: −(x − mμ)/(m²std² + s²)."""
+
+    def score(x, t):
+        m, s = sde.mean_coef(t), sde.std(t)
+        var = (m**2 * std**2 + s**2).reshape(-1, *([1] * (x.dim() - 1)))
+        return (m.reshape(var.shape) * mu - x) / var
+
+    return score
+
+
+def _mlp_score(device, hidden=128):
+    gen = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, hidden),
+                              torch.nn.SiLU(), torch.nn.Linear(hidden, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    net = net.to(device)
+
+    def score(x, t):
+        return net(torch.cat([x, t[:, None]], dim=1))
+
+    return score
+
+
+def sampler_cases(device: str, quick: bool):
+    """(name, shape, score factory, N) of the sampler benchmark."""
+    n = 50 if quick else 1000
+    if quick:
+        return [("analytic", (64, 3 * 32 * 32), _analytic_score, n), ("mlp", (4096, 2), lambda s: _mlp_score(device), n)]
+    return [("analytic", (256, 3 * 32 * 32), _analytic_score, n), ("mlp", (65536, 2), lambda s: _mlp_score(device), n)]
+
+
+def run_samplers(device: str | None = None, quick: bool = False, log=print) -> list[dict]:
+    """A full PC sampler (reverse diffusion + one Langevin corrector step, VP)
+    per case: steps per second and the time outside the score function."""
+    from . import use_backend
+    from .samplers import pc_sampler
+    from .sde import VPSDE
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    log(f"{'sampler case':<28} {'path':<9} {'steps/s':>8} {'total s':>8} {'score s':>8} {'outside ms/step':>16} {'x less':>7}")
+    records = []
+    for name, shape, make_score, n in sampler_cases(device, quick):
+        sde = VPSDE(N=n)
+        rows = {}
+        for path in ("fused", "twin"):
+            score = _TimedScore(make_score(sde), device)
+            with use_backend("auto" if path == "fused" else "torch"):
+                pc_sampler(score, sde, shape, device=device, progress=False, generator=None)  # warm-up run
+                score.seconds, score.calls = 0.0, 0
+                _sync(device)
+                t0 = time.perf_counter()
+                pc_sampler(score, sde, shape, device=device, progress=False)
+                _sync(device)
+                total = time.perf_counter() - t0
+            outside = total - score.seconds
+            rows[path] = dict(case=f"pc_sampler {name}", shape=list(shape), steps=n, path=path,
+                              steps_per_s=round(n / total, 2), total_s=round(total, 3),
+                              score_s=round(score.seconds, 3), outside_ms_per_step=round(1e3 * outside / n, 4))
+        ratio = rows["twin"]["outside_ms_per_step"] / rows["fused"]["outside_ms_per_step"]
+        rows["fused"]["overhead_vs_twin"] = round(ratio, 2)
+        for path, rec in rows.items():
+            log(f"{name + ' ' + str(list(shape)):<28} {path:<9} {rec['steps_per_s']:8.1f} {rec['total_s']:8.2f} "
+                f"{rec['score_s']:8.2f} {rec['outside_ms_per_step']:16.3f} {rec.get('overhead_vs_twin', 1.0):7.2f}")
+            records.append(rec)
+    return records
+
+
+def main(device=None, quick=False, json_path=None, ops=None, compile_baseline=True, samplers=True) -> dict:
     result = run(device=device, quick=quick, ops_filter=ops, compile_baseline=compile_baseline)
+    if samplers and not ops:
+        result["samplers"] = run_samplers(device=device, quick=quick)
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w") as f:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 
 import torch
 
@@ -99,8 +100,19 @@ def draw_seed_offset(generator: torch.Generator | None, device: torch.device) ->
         offset = generator.get_offset()
         generator.set_offset(offset + 4)  # PyTorch's Philox offsets advance in fours
     else:
-        offset = int(torch.empty((), dtype=torch.int64).random_(generator=generator))
+        offset = int(_offset_buffer().random_(generator=generator))
     return seed, offset
+
+
+_local = threading.local()
+
+
+def _offset_buffer() -> torch.Tensor:
+    """A 0-d int64 CPU tensor per thread to draw offsets into (no allocation per call)."""
+    buf = getattr(_local, "offset", None)
+    if buf is None:
+        buf = _local.offset = torch.empty((), dtype=torch.int64)
+    return buf
 
 
 def _check_stream(generator, seed, offset) -> None:

@@ -201,8 +201,10 @@ struct TileNoise {
       }
     }
     if (sp.nrows == 1 || sp.ncols % 4 == 0) return grouped;
-    for (int64_t r = 0; r < sp.nrows; ++r) {
-      std::memcpy(ordered + r * sp.ncols, grouped + r * groups_per_row * 4, sp.ncols * sizeof(O));
+    for (int64_t r = 0; r < sp.nrows; ++r) {  // short rows: a loop, not a memcpy call per row
+      const O* from = grouped + r * groups_per_row * 4;
+      O* to = ordered + r * sp.ncols;
+      for (int64_t j = 0; j < sp.ncols; ++j) to[j] = from[j];
     }
     return ordered;
   }
@@ -286,6 +288,12 @@ void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t
     }
     return;
   }
+  if (args.c.values == nullptr && args.c.scale == 0.0) {
+    // c = 0 (an ODE step): c·z is zero for every finite z, so draw none.
+    alignas(64) static const O zeros[kTile] = {};
+    for (int64_t t = t0; t < t1; ++t) update_span<T>(args, plan, span_of(plan, t), zeros, a, b, c);
+    return;
+  }
   TileNoise<O> tile;
   for (int64_t t = t0; t < t1; ++t) {
     const Span sp = span_of(plan, t);
@@ -302,6 +310,14 @@ constexpr int kAccumulators = 16;
 
 template <typename V, typename O>
 SK_INLINE double sum_squares_run(const V* __restrict p, int64_t n) {
+  if (n < kAccumulators) {  // short rows: one accumulator, in order
+    O acc = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const O v = load_op(p + i);
+      acc += v * v;
+    }
+    return static_cast<double>(acc);
+  }
   O acc[kAccumulators] = {};
   int64_t i = 0;
   for (; i + kAccumulators <= n; i += kAccumulators) {
@@ -367,12 +383,16 @@ void sum_squares_impl(const SumSquaresArgs& args, const Plan& plan, int64_t t0, 
     const Span sp = span_of(plan, t);
     const int64_t base = span_base(plan, sp);
     const int64_t slot0 = sp.row0 * plan.col_tiles + sp.col0 / kTile;  // row r adds r · col_tiles
+    // A tile of several short rows draws its normals vectorised across rows
+    // and sums each row; a long row sums whole groups straight from the words.
+    const O* drawn = !noise && sp.nrows > 1 ? tile.make(sp, args.noise, NoiseKind::Normal) : nullptr;
     for (int64_t r = 0; r < sp.nrows; ++r) {
       const int64_t off = r * sp.ncols, slot = slot0 + r * plan.col_tiles;
       args.score_ss[slot] = sum_squares_run<T, O>(score + base + off, sp.ncols);
       if (noise) args.noise_ss[slot] = sum_squares_run<T, O>(noise + base + off, sp.ncols);
+      if (drawn) args.noise_ss[slot] = sum_squares_run<O, O>(drawn + off, sp.ncols);
     }
-    if (!noise) noise_square_sums(tile, sp, args.noise, args.noise_ss + slot0, plan.col_tiles);
+    if (!noise && !drawn) noise_square_sums(tile, sp, args.noise, args.noise_ss + slot0, plan.col_tiles);
   }
 }
 

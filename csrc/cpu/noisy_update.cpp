@@ -56,12 +56,21 @@ std::tuple<at::Tensor, at::Tensor> noisy_update_cpu(
 
 // b = ε and c = √(2ε) of every row into coefs[0] and coefs[1] ([2, rows]),
 // computed in double and stored in the arithmetic type O of the data.
+// b = ε and c = √(2ε) of every row into coefs[0] and coefs[1] ([2, rows]),
+// computed in double and stored in the arithmetic type O of the data, from
+// the rows' norms (or, with batch norms, their means).
 template <typename O>
-void write_snr_coefficients(const Coef& alpha, double snr, bool batch_norms,
-                            const std::vector<double>& score_norm,
-                            const std::vector<double>& noise_norm, double score_mean,
-                            double noise_mean, O* coefs) {
-  const int64_t rows = static_cast<int64_t>(score_norm.size());
+void write_snr_coefficients(const Coef& alpha, double snr, bool batch_norms, const double* score_norm,
+                            const double* noise_norm, int64_t rows, O* coefs) {
+  double score_mean = 0.0, noise_mean = 0.0;
+  if (batch_norms) {
+    for (int64_t r = 0; r < rows; ++r) {
+      score_mean += score_norm[r];
+      noise_mean += noise_norm[r];
+    }
+    score_mean /= static_cast<double>(rows);
+    noise_mean /= static_cast<double>(rows);
+  }
   const O* alpha_values = static_cast<const O*>(alpha.values);
   for (int64_t r = 0; r < rows; ++r) {
     const double alpha_r =
@@ -72,6 +81,15 @@ void write_snr_coefficients(const Coef& alpha, double snr, bool batch_norms,
     coefs[r] = static_cast<O>(b);
     coefs[rows + r] = static_cast<O>(c);
   }
+}
+
+// The per-(row, column tile) sums of pass one. Kept per thread and reused:
+// a sampler calls the corrector every step, and a fresh buffer each time
+// would be zeroed and page-faulted anew.
+double* sums_workspace(size_t n) {
+  thread_local std::vector<double> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
 }
 
 // Pass one: per-row norms of the score and of the noise; then the step of
@@ -92,39 +110,34 @@ void snr_langevin_step_out_cpu(const at::Tensor& x, const at::Tensor& score, dou
   }
 
   const cpu::Plan plan = cpu::make_plan(rows, call.args.cols);
-  std::vector<double> score_ss(rows * plan.col_tiles), noise_ss(rows * plan.col_tiles);
-  const cpu::SumSquaresArgs sums{call.args.dtype, call.args.score, call.args.noise,
-                                 score_ss.data(), noise_ss.data()};
+  const int64_t slots = rows * plan.col_tiles;
+  double* score_ss = sums_workspace(2 * static_cast<size_t>(slots));
+  double* noise_ss = score_ss + slots;
+  const cpu::SumSquaresArgs sums{call.args.dtype, call.args.score, call.args.noise, score_ss, noise_ss};
   const cpu::Kernels& k = cpu::kernels();
   at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t begin, int64_t end) {
     k.sum_squares(sums, plan, begin, end);
   });
 
-  // Norms per row, summed over column tiles in a fixed order; with batch
-  // norms, their means over the batch, as the published corrector does.
-  std::vector<double> score_norm(rows), noise_norm(rows);
-  double score_mean = 0.0, noise_mean = 0.0;
+  // Norms per row, summed over column tiles in a fixed order, in place:
+  // row r's norm goes to slot r, which no later row still needs.
   for (int64_t r = 0; r < rows; ++r) {
     double s = 0.0, z = 0.0;
     for (int64_t t = 0; t < plan.col_tiles; ++t) {
       s += score_ss[r * plan.col_tiles + t];
       z += noise_ss[r * plan.col_tiles + t];
     }
-    score_norm[r] = std::sqrt(s);
-    noise_norm[r] = std::sqrt(z);
-    score_mean += score_norm[r];
-    noise_mean += noise_norm[r];
+    score_ss[r] = std::sqrt(s);
+    noise_ss[r] = std::sqrt(z);
   }
-  score_mean /= static_cast<double>(rows);
-  noise_mean /= static_cast<double>(rows);
 
   at::Tensor coefs = at::empty({2, rows}, x.options().dtype(opmath_dtype(x)));
   if (x.scalar_type() == at::kDouble) {
-    write_snr_coefficients<double>(alpha_coef, snr, batch_norms, score_norm, noise_norm,
-                                   score_mean, noise_mean, coefs.data_ptr<double>());
+    write_snr_coefficients<double>(alpha_coef, snr, batch_norms, score_ss, noise_ss, rows,
+                                   coefs.data_ptr<double>());
   } else {
-    write_snr_coefficients<float>(alpha_coef, snr, batch_norms, score_norm, noise_norm,
-                                  score_mean, noise_mean, coefs.data_ptr<float>());
+    write_snr_coefficients<float>(alpha_coef, snr, batch_norms, score_ss, noise_ss, rows,
+                                  coefs.data_ptr<float>());
   }
   const int64_t elem = coefs.element_size();
   call.args.a = Coef{nullptr, 1.0, 0};

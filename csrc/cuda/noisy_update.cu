@@ -31,7 +31,7 @@ template <typename T, bool kVec>
 __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
                                     const T* __restrict__ noise, T* out, T* __restrict__ mean,
                                     int64_t rows, int64_t cols, int64_t groups_per_row,
-                                    Coefs<opmath_t<T>> coefs, NoiseSource src) {
+                                    Coefs<opmath_t<T>> coefs, NoiseSource src, bool zero_noise) {
   using O = opmath_t<T>;
   const int64_t groups = rows * groups_per_row;
   for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
@@ -45,6 +45,9 @@ __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
     load4<kVec>(score + base, n, sv);
     if (noise) {
       load4<kVec>(noise + base, n, z);
+    } else if (zero_noise) {  // c = 0 (an ODE step): draw nothing
+#pragma unroll
+      for (int j = 0; j < 4; ++j) z[j] = O(0);
     } else {
       stream_group(src, at.row, at.group, NoiseKind::Normal, z);
     }
@@ -73,12 +76,13 @@ cudaError_t noisy_update_typed(const UpdateArgs& args, cudaStream_t stream) {
   const Coefs<opmath_t<T>> coefs = typed_coefs<opmath_t<T>>(args);
   const bool vec = args.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(z) &&
                    aligned4<T>(out) && aligned4<T>(mean);
+  const bool zero_noise = z == nullptr && args.c.values == nullptr && args.c.scale == 0.0;
   if (vec) {
     noisy_update_kernel<T, true><<<grid_for(groups), kThreads, 0, stream>>>(
-        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise);
+        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise, zero_noise);
   } else {
     noisy_update_kernel<T, false><<<grid_for(groups), kThreads, 0, stream>>>(
-        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise);
+        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise, zero_noise);
   }
   return cudaGetLastError();
 }

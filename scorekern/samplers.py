@@ -1,0 +1,404 @@
+"""Samplers for score-based models, each step one fused affine update.
+
+Every predictor and corrector step is ``x' = a·x + b·s + c·z`` for
+coefficients that depend only on the time (DESIGN §1, the table of
+``(a, b, c)``), so each step computes its coefficients and makes one call to
+:func:`scorekern.ops.noisy_update` (or :func:`scorekern.ops.snr_langevin_step`
+for the signal-to-noise corrector, whose step depends on the data).
+
+Two layers:
+
+- one step each, ``step(sde, x, score, t, ..., *, noise=None, generator=None,
+  row_ids=None) -> (x, x_mean)`` with ``t`` a ``[B]`` tensor: the formulas of
+  the published reference (``score_sde``'s ``sampling.py``), value for value
+  when given the same noise;
+- complete samplers over a user's ``score_fn(x, t)``. The time grid and every
+  step's coefficients are computed once, on the CPU, before the loop, so a
+  step launches nothing but the score function and one fused kernel (two
+  passes for the signal-to-noise corrector), and nothing in the loop waits
+  for the device.
+
+Noise comes from scorekern's stream: ``generator`` makes a run reproducible,
+``row_ids`` pin each sample's noise (the prior draw included) to its id, so
+a batch split across processes samples what one process sampling the whole
+batch would.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from . import ops
+from .sde import SDE, VESDE, VPSDE, SubVPSDE, _as_time, _rows_view
+
+__all__ = [
+    "euler_maruyama_coefficients",
+    "reverse_diffusion_coefficients",
+    "ancestral_coefficients",
+    "ou_reverse_coefficients",
+    "corrector_alpha",
+    "euler_maruyama_step",
+    "reverse_diffusion_step",
+    "ancestral_step",
+    "ou_reverse_step",
+    "langevin_corrector_step",
+    "annealed_langevin_step",
+    "langevin",
+    "annealed_langevin",
+    "euler_maruyama",
+    "pc_sampler",
+    "ode_sampler",
+    "ancestral",
+    "PREDICTORS",
+    "CORRECTORS",
+]
+
+
+# ---------------------------------------------------------------------------
+# Coefficients (a, b, c) of each step, elementwise in t (any shape).
+
+
+def euler_maruyama_coefficients(sde: SDE, t, dt=None, probability_flow: bool = False):
+    """Reverse-time Euler–Maruyama (Song et al. 2021, eq. 6; dt < 0, default −1/N).
+
+    x_mean = x + [f − k·g²·s]·dt and x = x_mean + g·√(−dt)·z, with f = φ(t)x
+    and k = 1 (k = ½ and no noise for the probability-flow ODE, eq. 13)."""
+    t = _as_time(t)
+    dt = -1.0 / sde.N if dt is None else float(dt)
+    if dt >= 0:
+        raise ValueError(f"dt must be negative (time runs backwards), got {dt}")
+    g = sde.diffusion(t)
+    a = 1.0 + sde.drift_coef(t) * dt
+    b = -(0.5 if probability_flow else 1.0) * g**2 * dt
+    c = torch.zeros_like(g) if probability_flow else g * math.sqrt(-dt)
+    return a, b, c
+
+
+def reverse_diffusion_coefficients(sde: SDE, t, probability_flow: bool = False):
+    """The reverse-diffusion predictor (Song et al. 2021, eq. 46–47): x_mean =
+    x − f + k·G²·s, x = x_mean + G·z for the SDE's discrete step (f, G).
+
+    VE: (1, σᵢ² − σᵢ₋₁², √(σᵢ² − σᵢ₋₁²)); VP: (2 − √(1 − βᵢ), βᵢ, √βᵢ);
+    sub-VP has no discrete chain of its own and takes Euler–Maruyama's."""
+    t = _as_time(t)
+    k = 0.5 if probability_flow else 1.0
+    if isinstance(sde, VESDE):
+        sigma, adjacent = sde.discrete_sigma(t)
+        g2 = sigma**2 - adjacent**2
+        a = torch.ones_like(g2)
+    elif isinstance(sde, VPSDE) and not isinstance(sde, SubVPSDE):
+        g2 = sde.discrete_beta(t)
+        a = 2.0 - torch.sqrt(sde.discrete_alpha(t))
+    else:  # Euler–Maruyama's forward step: f = φx/N, G = g/√N
+        g2 = sde.diffusion(t) ** 2 / sde.N
+        a = 1.0 - sde.drift_coef(t) / sde.N
+    c = torch.zeros_like(g2) if probability_flow else torch.sqrt(g2)
+    return a, k * g2, c
+
+
+def ancestral_coefficients(sde: SDE, t):
+    """Ancestral sampling (Song et al. 2021, Appendix F): VE
+    (1, σᵢ² − σᵢ₋₁², √(σᵢ₋₁²(σᵢ² − σᵢ₋₁²)/σᵢ²)); VP/DDPM (1/√(1 − βᵢ), βᵢ/√(1 − βᵢ), √βᵢ)."""
+    t = _as_time(t)
+    if isinstance(sde, VESDE):
+        sigma, adjacent = sde.discrete_sigma(t)
+        g2 = sigma**2 - adjacent**2
+        return torch.ones_like(g2), g2, torch.sqrt(adjacent**2 * g2 / sigma**2)
+    if isinstance(sde, VPSDE) and not isinstance(sde, SubVPSDE):
+        beta = sde.discrete_beta(t)
+        root = torch.sqrt(1.0 - beta)
+        return 1.0 / root, beta / root, torch.sqrt(beta)
+    raise ValueError(f"ancestral sampling is defined for VESDE and VPSDE, not {type(sde).__name__}")
+
+
+def ou_reverse_coefficients(sde: SDE | None, t, alpha=None):
+    """The reverse kernel of the discrete OU chain x_{k+1} = αx_k + √(1 − α²)ε:
+    (2 − α, 1 − α², √(1 − α²)). α defaults to √(1 − βᵢ) of a VP or sub-VP SDE."""
+    if alpha is None:
+        if not isinstance(sde, VPSDE):
+            raise ValueError("ou_reverse_step needs alpha for an SDE without a β schedule (VE)")
+        alpha = torch.sqrt(1.0 - sde.discrete_beta(_as_time(t)))
+    alpha = alpha if isinstance(alpha, torch.Tensor) else torch.as_tensor(float(alpha))
+    if alpha.device.type == "cpu" and bool(((alpha <= 0) | (alpha > 1)).any()):  # no check on a GPU: no sync
+        raise ValueError("alpha must lie in (0, 1]")
+    return 2.0 - alpha, 1.0 - alpha**2, torch.sqrt(1.0 - alpha**2)
+
+
+def corrector_alpha(sde: SDE, t):
+    """The Langevin corrector's α: 1 for VE, αᵢ = 1 − βᵢ for VP and sub-VP.
+
+    (The published corrector looks αᵢ up on the SDE and fails for sub-VP,
+    which has none there; here sub-VP shares VP's βᵢ.)"""
+    t = _as_time(t)
+    if isinstance(sde, VPSDE):
+        return sde.discrete_alpha(t)
+    return torch.ones_like(t)
+
+
+def _ald_step(sde: SDE, t, snr: float):
+    """Annealed Langevin dynamics' step 2α(snr·std(t))² (score_sde's ALD corrector)."""
+    t = _as_time(t)
+    return 2.0 * corrector_alpha(sde, t) * (snr * sde.std(t)) ** 2
+
+
+# ---------------------------------------------------------------------------
+# One step each: (sde, x, score, t, ..., *, noise, generator, row_ids) -> (x, x_mean)
+
+
+def _per_row(v: torch.Tensor, x: torch.Tensor):
+    """A coefficient for ops: [B] per row, or one value for all rows."""
+    return v.to(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+
+
+def _step(x, score, a, b, c, noise, generator, row_ids):
+    a, b, c = (_per_row(v, x) if isinstance(v, torch.Tensor) else v for v in (a, b, c))
+    return ops.noisy_update(x, score, a, b, c, noise=noise, generator=generator, row_ids=row_ids,
+                            return_mean=True)
+
+
+def euler_maruyama_step(sde, x, score, t, dt=None, *, probability_flow=False, noise=None, generator=None,
+                        row_ids=None):
+    """One reverse-time Euler–Maruyama step (dt < 0, default −1/N)."""
+    a, b, c = euler_maruyama_coefficients(sde, t, dt, probability_flow)
+    return _step(x, score, a, b, 0.0 if probability_flow else c, noise, generator, row_ids)
+
+
+def reverse_diffusion_step(sde, x, score, t, *, probability_flow=False, noise=None, generator=None, row_ids=None):
+    """One reverse-diffusion predictor step (sub-VP: Euler–Maruyama)."""
+    a, b, c = reverse_diffusion_coefficients(sde, t, probability_flow)
+    return _step(x, score, a, b, 0.0 if probability_flow else c, noise, generator, row_ids)
+
+
+def ancestral_step(sde, x, score, t, *, noise=None, generator=None, row_ids=None):
+    """One ancestral-sampling step (VE, VP/DDPM)."""
+    return _step(x, score, *ancestral_coefficients(sde, t), noise, generator, row_ids)
+
+
+def ou_reverse_step(sde, x, score, t, *, alpha=None, noise=None, generator=None, row_ids=None):
+    """One step of the discrete OU reverse kernel, α given or √(1 − βᵢ) of a VP SDE."""
+    return _step(x, score, *ou_reverse_coefficients(sde, t, alpha), noise, generator, row_ids)
+
+
+def langevin_corrector_step(sde, x, score, t, snr, *, norms="batch", noise=None, generator=None, row_ids=None):
+    """One Langevin corrector step with a signal-to-noise step size (α per SDE)."""
+    alpha = _per_row(corrector_alpha(sde, t), x)
+    return ops.snr_langevin_step(x, score, snr, alpha=alpha, norms=norms, noise=noise, generator=generator,
+                                 row_ids=row_ids, return_mean=True)
+
+
+def annealed_langevin_step(sde, x, score, t, snr, *, noise=None, generator=None, row_ids=None):
+    """One annealed-Langevin corrector step (score_sde's ALD): step 2α(snr·std(t))²."""
+    step = _ald_step(sde, t, snr)
+    return _step(x, score, torch.ones_like(step), step, torch.sqrt(2.0 * step), noise, generator, row_ids)
+
+
+# ---------------------------------------------------------------------------
+# Complete samplers
+
+
+def _predictor_table(name, sde: SDE, ts: torch.Tensor, probability_flow: bool):
+    """Per-step (a, b, c) as Python floats, from the CPU time grid."""
+    if name == "euler_maruyama":
+        coefs = euler_maruyama_coefficients(sde, ts, -1.0 / sde.N, probability_flow)
+    elif name == "reverse_diffusion":
+        coefs = reverse_diffusion_coefficients(sde, ts, probability_flow)
+    elif name == "ancestral":
+        coefs = ancestral_coefficients(sde, ts)
+    elif name == "ou_reverse":
+        coefs = ou_reverse_coefficients(sde, ts)
+    else:
+        raise ValueError(f"predictor must be one of {', '.join(map(repr, PREDICTORS))} or None, got {name!r}")
+    return [tuple(row) for row in torch.stack(coefs, 1).tolist()]
+
+
+PREDICTORS = ("euler_maruyama", "reverse_diffusion", "ancestral", "ou_reverse")
+CORRECTORS = ("langevin", "ald")
+
+
+class _Loop:
+    """The bookkeeping every sampler shares: progress bar, callback, trajectory."""
+
+    def __init__(self, n, desc, progress, callback, return_steps):
+        self.steps = tqdm(range(n), desc=desc, disable=not progress, leave=False)
+        self.callback = callback
+        self.keep = None if return_steps is None else {int(i) % n if n else int(i) for i in return_steps}
+        self.trajectory = {}
+
+    def after(self, i, t, x, x_mean):
+        if self.callback is not None:
+            self.callback(i, t, x, x_mean)
+        if self.keep is not None and i in self.keep:
+            self.trajectory[i] = x.clone()
+
+    def result(self, x):
+        return x if self.keep is None else (x, self.trajectory)
+
+
+def _check_score_fn(score_fn):
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+
+
+def _init(sde, shape, x_init, generator, row_ids, device, dtype):
+    if x_init is not None:
+        return x_init.clone()
+    return sde.prior_sampling(tuple(shape), generator=generator, row_ids=row_ids, device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def pc_sampler(score_fn: Callable, sde: SDE, shape, *, predictor="reverse_diffusion", corrector="langevin",
+               snr: float = 0.16, n_corrector_steps: int = 1, norms: str = "batch", eps: float = 1e-3,
+               denoise: bool = True, probability_flow: bool = False, generator=None, row_ids=None,
+               device=None, dtype=torch.float32, x_init=None, progress: bool = True,
+               callback: Callable | None = None, return_steps: Iterable[int] | None = None):
+    """Predictor–corrector sampling (Song et al. 2021, Algorithm 1 with the
+    reference's defaults): from the prior at T to ``eps`` over N steps, at each
+    time the corrector (``"langevin"`` or ``"ald"``, or None) then the
+    predictor (``"reverse_diffusion"``, ``"euler_maruyama"``, ``"ancestral"``,
+    ``"ou_reverse"``, or None). ``score_fn(x, t)`` gets ``t`` as a ``[B]``
+    tensor. Returns the last mean (``denoise=True``) or sample; with
+    ``return_steps``, also ``{step: x}`` after those steps.
+    """
+    _check_score_fn(score_fn)
+    if corrector is not None and corrector not in CORRECTORS:
+        raise ValueError(f"corrector must be one of {', '.join(map(repr, CORRECTORS))} or None, got {corrector!r}")
+    if not 0 <= eps < sde.T:
+        raise ValueError(f"eps must lie in [0, T), got {eps}")
+    if n_corrector_steps < 0:
+        raise ValueError(f"n_corrector_steps must be non-negative, got {n_corrector_steps}")
+    device = torch.device(device) if device is not None else (x_init.device if x_init is not None else torch.device("cpu"))
+    x = _init(sde, shape, x_init, generator, row_ids, device, dtype)
+    batch = x.shape[0]
+    ts = torch.linspace(sde.T, eps, sde.N)  # the reference's grid, in float32 on the CPU
+    table = _predictor_table(predictor, sde, ts, probability_flow) if predictor is not None else None
+    if corrector == "langevin":
+        alphas = corrector_alpha(sde, ts).tolist()
+    elif corrector == "ald":
+        steps = _ald_step(sde, ts, snr).tolist()
+    t_dev = ts.to(device=device, dtype=x.dtype)
+    loop = _Loop(sde.N, "pc_sampler", progress, callback, return_steps)
+    x_mean = x
+    last = sde.N - 1
+    for i in loop.steps:
+        vec_t = t_dev[i].expand(batch)
+        want_mean = callback is not None or i == last
+        for _ in range(n_corrector_steps if corrector else 0):
+            score = score_fn(x, vec_t)
+            if corrector == "langevin":
+                res = ops.snr_langevin_step(x, score, snr, alpha=alphas[i], norms=norms, generator=generator,
+                                            row_ids=row_ids, out=x, return_mean=want_mean)
+            else:
+                res = ops.noisy_update(x, score, 1.0, steps[i], math.sqrt(2.0 * steps[i]), generator=generator,
+                                       row_ids=row_ids, out=x, return_mean=want_mean)
+            x, x_mean = res if want_mean else (res, x)
+        if table is not None:
+            a, b, c = table[i]
+            res = ops.noisy_update(x, score_fn(x, vec_t), a, b, c, generator=generator, row_ids=row_ids, out=x,
+                                   return_mean=want_mean)
+            x, x_mean = res if want_mean else (res, x)
+        loop.after(i, float(ts[i]), x, x_mean)
+    return loop.result(x_mean if denoise else x)
+
+
+def euler_maruyama(score_fn, sde, shape, *, eps=1e-3, probability_flow=False, denoise=True, **kwargs):
+    """Reverse-time Euler–Maruyama sampling: :func:`pc_sampler` with that predictor and no corrector."""
+    return pc_sampler(score_fn, sde, shape, predictor="euler_maruyama", corrector=None, eps=eps,
+                      probability_flow=probability_flow, denoise=denoise, **kwargs)
+
+
+def ancestral(score_fn, sde, shape, *, eps=1e-3, denoise=True, **kwargs):
+    """Ancestral sampling (VE, VP/DDPM): :func:`pc_sampler` with that predictor and no corrector."""
+    return pc_sampler(score_fn, sde, shape, predictor="ancestral", corrector=None, eps=eps, denoise=denoise,
+                      **kwargs)
+
+
+@torch.no_grad()
+def ode_sampler(score_fn: Callable, sde: SDE, shape, *, method: str = "euler", n_steps: int | None = None,
+                eps: float = 1e-3, denoise: bool = False, generator=None, row_ids=None, device=None,
+                dtype=torch.float32, x_init=None, progress: bool = True, callback=None, return_steps=None):
+    """Sampling along the probability-flow ODE dx/dt = f − ½g²·s (Song et al.
+    2021, eq. 13) from T to ``eps`` in ``n_steps`` (default N) steps of
+    ``method`` ``"euler"`` or ``"heun"`` (two score evaluations a step).
+    Noise is drawn only for the prior (and the optional final denoising
+    step, a reverse-diffusion step's mean)."""
+    _check_score_fn(score_fn)
+    if method not in ("euler", "heun"):
+        raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
+    n_steps = sde.N if n_steps is None else int(n_steps)
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be positive, got {n_steps}")
+    device = torch.device(device) if device is not None else (x_init.device if x_init is not None else torch.device("cpu"))
+    x = _init(sde, shape, x_init, generator, row_ids, device, dtype)
+    batch = x.shape[0]
+    ts = torch.linspace(sde.T, eps, n_steps + 1, dtype=torch.float64)
+    h = (ts[1:] - ts[:-1]).tolist()
+    phi = sde.drift_coef(ts).tolist()
+    g2 = (sde.diffusion(ts) ** 2).tolist()
+    t_dev = ts.to(device=device, dtype=x.dtype)
+    loop = _Loop(n_steps, "ode_sampler", progress, callback, return_steps)
+    for i in loop.steps:
+        s1 = score_fn(x, t_dev[i].expand(batch))
+        # Euler: x + h·(φx − ½g²s), no noise (c = 0 skips drawing it).
+        x_euler = ops.noisy_update(x, s1, 1.0 + phi[i] * h[i], -0.5 * g2[i] * h[i], 0.0)
+        if method == "heun":
+            s2 = score_fn(x_euler, t_dev[i + 1].expand(batch))
+            # x + h/2·(d1 + d2) = ½x + (½ + hφ'/2)·x_euler − (h g'²/4)·s2
+            x = ops.noisy_update(x_euler, s2, 0.5 + 0.5 * h[i] * phi[i + 1], -0.25 * g2[i + 1] * h[i], 0.0).add_(x, alpha=0.5)
+        else:
+            x = x_euler
+        loop.after(i, float(ts[i + 1]), x, x)
+    if denoise:
+        vec_t = torch.full((batch,), float(ts[-1]), device=device, dtype=torch.float32)
+        _, x = reverse_diffusion_step(sde, x, score_fn(x, vec_t.to(x.dtype)), vec_t, generator=generator,
+                                      row_ids=row_ids)
+    return loop.result(x)
+
+
+@torch.no_grad()
+def langevin(score_fn: Callable, x: torch.Tensor, step_size: float, n_steps: int, *, generator=None,
+             row_ids=None, progress: bool = True, callback=None, return_steps=None):
+    """The unadjusted Langevin algorithm: n_steps of x ← x + τ·s(x) + √(2τ)·z.
+    ``score_fn(x)`` is the score of the (fixed) target density."""
+    _check_score_fn(score_fn)
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be non-negative, got {n_steps}")
+    x = x.clone()
+    loop = _Loop(n_steps, "langevin", progress, callback, return_steps)
+    for i in loop.steps:
+        ops.langevin_step(x, score_fn(x), step_size, generator=generator, row_ids=row_ids, out=x)
+        loop.after(i, None, x, x)
+    return loop.result(x)
+
+
+@torch.no_grad()
+def annealed_langevin(score_fn: Callable, x: torch.Tensor, sigmas, *, step_lr: float = 2e-5,
+                      n_steps_each: int = 100, denoise: bool = True, generator=None, row_ids=None,
+                      progress: bool = True, callback=None, return_steps=None):
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): for each
+    noise level σᵢ (largest first), ``n_steps_each`` Langevin steps of size
+    αᵢ = step_lr·σᵢ²/σ_L²; then, with ``denoise``, x + σ_L²·s(x, σ_L)
+    (Song & Ermon 2020). ``score_fn(x, sigma)`` gets σ as a ``[B]`` tensor.
+    Steps are numbered over all levels (level i, step j is i·n_steps_each + j).
+    """
+    _check_score_fn(score_fn)
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1).tolist()
+    if not sigmas or min(sigmas) <= 0:
+        raise ValueError("sigmas must be a non-empty sequence of positive noise levels")
+    if step_lr <= 0 or n_steps_each < 1:
+        raise ValueError(f"need step_lr > 0 and n_steps_each >= 1, got {step_lr}, {n_steps_each}")
+    x = x.clone()
+    batch = x.shape[0]
+    levels = torch.tensor(sigmas, device=x.device, dtype=x.dtype)
+    loop = _Loop(len(sigmas) * n_steps_each, "annealed_langevin", progress, callback, return_steps)
+    for k in loop.steps:
+        i = k // n_steps_each
+        step = step_lr * (sigmas[i] / sigmas[-1]) ** 2
+        ops.langevin_step(x, score_fn(x, levels[i].expand(batch)), step, generator=generator, row_ids=row_ids, out=x)
+        loop.after(k, sigmas[i], x, x)
+    if denoise:
+        x = ops.noisy_update(x, score_fn(x, levels[-1].expand(batch)), 1.0, sigmas[-1] ** 2, 0.0)
+    return loop.result(x)
