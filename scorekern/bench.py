@@ -295,8 +295,8 @@ def run_samplers(device: str | None = None, quick: bool = False, log=print) -> l
         for path in ("fused", "twin"):
             score = _TimedScore(make_score(sde), device)
             with use_backend("auto" if path == "fused" else "torch"):
-                pc_sampler(score, sde, shape, device=device, progress=False, generator=None)  # warm-up run
-                score.seconds, score.calls = 0.0, 0
+                warm = VPSDE(N=50)
+                pc_sampler(_TimedScore(make_score(warm), device), warm, shape, device=device, progress=False)
                 _sync(device)
                 t0 = time.perf_counter()
                 pc_sampler(score, sde, shape, device=device, progress=False)

@@ -21,7 +21,9 @@ Two layers:
 Noise comes from scorekern's stream: ``generator`` makes a run reproducible,
 ``row_ids`` pin each sample's noise (the prior draw included) to its id, so
 a batch split across processes samples what one process sampling the whole
-batch would.
+batch would, as long as no step couples the samples: the Langevin
+corrector's default ``norms="batch"`` (the published rule) sets one step
+size from the whole batch's norms; ``norms="row"`` keeps samples apart.
 """
 
 from __future__ import annotations

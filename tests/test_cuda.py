@@ -134,3 +134,38 @@ def test_snr_equals_the_cpu_on_explicit_noise():
         gpu = ops.snr_langevin_step(x.cuda(), s.cuda(), 0.16, norms=norms, noise=z.cuda())
         cpu = ops.snr_langevin_step(x, s, 0.16, norms=norms, noise=z)
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_samplers_do_not_synchronise_per_step():
+    from scorekern import samplers
+    from scorekern.sde import VESDE, VPSDE
+
+    def score(x, t):  # an analytic score that itself never synchronises
+        return -x / (1.0 + t[:, None] ** 2)
+
+    for sde in (VPSDE(N=50), VESDE(N=50)):
+        samplers.pc_sampler(score, sde, (64, 3), device="cuda", progress=False)  # warm up (first-use syncs)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            samplers.pc_sampler(score, sde, (64, 3), device="cuda", progress=False)
+            samplers.pc_sampler(score, sde, (64, 3), device="cuda", corrector="ald", predictor="euler_maruyama",
+                                progress=False)
+            samplers.ode_sampler(score, sde, (64, 3), method="heun", n_steps=20, device="cuda", progress=False)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+def test_pc_sampler_on_cuda_samples_a_gaussian():
+    from scorekern import samplers
+    from scorekern.sde import VPSDE
+    from exact_scores import gaussian_score
+
+    sde = VPSDE(N=300)
+    mu, cov = torch.tensor([1.0, -2.0]), torch.tensor([[1.0, 0.6], [0.6, 0.5]])
+    cpu_score = gaussian_score(sde, mu, cov)
+    x = samplers.pc_sampler(lambda x, t: cpu_score(x.cpu(), t.cpu()).cuda(), sde, (4000, 2), device="cuda",
+                            progress=False)
+    assert x.is_cuda
+    assert torch.allclose(x.mean(0).cpu(), mu, atol=0.1)
+    assert torch.allclose(torch.cov(x.T).cpu(), cov, atol=0.1)
