@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import ops
-from .sde import SDE, VESDE, VPSDE, SubVPSDE, _as_time, _rows_view
+from .sde import SDE, VESDE, VPSDE, SubVPSDE, _as_time
 
 __all__ = [
     "euler_maruyama_coefficients",
