@@ -129,12 +129,12 @@ def _check_stream(generator, seed, offset) -> None:
 
 
 def _stream(x, generator, seed=None, offset=None) -> tuple[int, int]:
-    """(seed, offset) as schema ints: explicit ones (checked), or drawn from the generator."""
+    """(seed, offset) as schema ints: explicit ones (checked by _check_stream
+    beforehand), or drawn from the generator."""
     if seed is None and offset is None:
         seed, offset = draw_seed_offset(generator, x.device)
-    else:
-        _check_stream(generator, seed, offset)
-        offset = 0 if offset is None else offset
+    elif offset is None:
+        offset = 0
     return _as_int64(int(seed)), _as_int64(int(offset))
 
 

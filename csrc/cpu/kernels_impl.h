@@ -302,47 +302,29 @@ void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t
 }
 
 // ---------------------------------------------------------------------------
-// Sums of squares per (row, column tile). Sixteen independent accumulators
-// make the order of additions fixed (the vectoriser may not reorder a float
-// sum), so the result does not depend on the instruction set.
+// Sums per (row, column tile). Sixteen independent accumulators fix the order
+// of additions (the vectoriser may not reorder a float sum), so the result
+// does not depend on the number of threads or the vector width. (Between
+// instruction sets it may differ by rounding: the AVX2 build fuses
+// multiply-adds.)
 
 constexpr int kAccumulators = 16;
 
-template <typename V, typename O>
-SK_INLINE double sum_squares_run(const V* __restrict p, int64_t n) {
+// Σ vᵢ² (kSquare) or Σ vᵢ over n elements, in O, returned as double.
+template <bool kSquare, typename V, typename O>
+SK_INLINE double sum_run(const V* __restrict p, int64_t n) {
+  auto term = [](O v) { return kSquare ? v * v : v; };
   if (n < kAccumulators) {  // short rows: one accumulator, in order
     O acc = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const O v = load_op(p + i);
-      acc += v * v;
-    }
+    for (int64_t i = 0; i < n; ++i) acc += term(load_op(p + i));
     return static_cast<double>(acc);
   }
   O acc[kAccumulators] = {};
   int64_t i = 0;
   for (; i + kAccumulators <= n; i += kAccumulators) {
-    for (int j = 0; j < kAccumulators; ++j) {
-      const O v = load_op(p + i + j);
-      acc[j] += v * v;
-    }
+    for (int j = 0; j < kAccumulators; ++j) acc[j] += term(load_op(p + i + j));
   }
-  for (int j = 0; i + j < n; ++j) {
-    const O v = load_op(p + i + j);
-    acc[j] += v * v;
-  }
-  double total = 0.0;
-  for (int j = 0; j < kAccumulators; ++j) total += static_cast<double>(acc[j]);
-  return total;
-}
-
-template <typename O>
-SK_INLINE double sum_run(const O* __restrict p, int64_t n) {
-  O acc[kAccumulators] = {};
-  int64_t i = 0;
-  for (; i + kAccumulators <= n; i += kAccumulators) {
-    for (int j = 0; j < kAccumulators; ++j) acc[j] += p[i + j];
-  }
-  for (int j = 0; i + j < n; ++j) acc[j] += p[i + j];
+  for (int j = 0; i + j < n; ++j) acc[j] += term(load_op(p + i + j));
   double total = 0.0;
   for (int j = 0; j < kAccumulators; ++j) total += static_cast<double>(acc[j]);
   return total;
@@ -362,7 +344,7 @@ SK_INLINE void noise_square_sums(TileNoise<O>& tile, const Span& sp, const Noise
       const int64_t i = g0 + g;
       tile.squares[g] = normals4_square_sum(Words4{tile.w0[i], tile.w1[i], tile.w2[i], tile.w3[i]}, O{});
     }
-    double total = sum_run(tile.squares, full);
+    double total = sum_run<false, O, O>(tile.squares, full);
     if (rest) {
       const int64_t i = g0 + full;
       O z[4];
@@ -388,9 +370,9 @@ void sum_squares_impl(const SumSquaresArgs& args, const Plan& plan, int64_t t0, 
     const O* drawn = !noise && sp.nrows > 1 ? tile.make(sp, args.noise, NoiseKind::Normal) : nullptr;
     for (int64_t r = 0; r < sp.nrows; ++r) {
       const int64_t off = r * sp.ncols, slot = slot0 + r * plan.col_tiles;
-      args.score_ss[slot] = sum_squares_run<T, O>(score + base + off, sp.ncols);
-      if (noise) args.noise_ss[slot] = sum_squares_run<T, O>(noise + base + off, sp.ncols);
-      if (drawn) args.noise_ss[slot] = sum_squares_run<O, O>(drawn + off, sp.ncols);
+      args.score_ss[slot] = sum_run<true, T, O>(score + base + off, sp.ncols);
+      if (noise) args.noise_ss[slot] = sum_run<true, T, O>(noise + base + off, sp.ncols);
+      if (drawn) args.noise_ss[slot] = sum_run<true, O, O>(drawn + off, sp.ncols);
     }
     if (!noise && !drawn) noise_square_sums(tile, sp, args.noise, args.noise_ss + slot0, plan.col_tiles);
   }
