@@ -83,12 +83,13 @@ Coef checked_coef(const std::optional<at::Tensor>& values, double scale, const a
 
 namespace {
 
-void check_like(const at::Tensor& t, const at::Tensor& x, const char* name, const char* op) {
-  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on ", x.device(), " like x, got ",
-              t.device());
-  TORCH_CHECK(t.scalar_type() == x.scalar_type(), op, ": ", name, " must have x's dtype ",
+void check_like(const at::Tensor& t, const at::Tensor& x, const char* name, const char* op,
+                const char* like = "x") {
+  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on ", x.device(), " like ", like,
+              ", got ", t.device());
+  TORCH_CHECK(t.scalar_type() == x.scalar_type(), op, ": ", name, " must have ", like, "'s dtype ",
               x.scalar_type(), ", got ", t.scalar_type());
-  TORCH_CHECK(t.sizes() == x.sizes(), op, ": ", name, " must have x's shape ", x.sizes(),
+  TORCH_CHECK(t.sizes() == x.sizes(), op, ": ", name, " must have ", like, "'s shape ", x.sizes(),
               ", got ", t.sizes());
 }
 
@@ -145,6 +146,56 @@ UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
   call.args.noise.row_ids = checked_row_ids(row_ids, x, shape.rows, op);
   call.args.noise.pos = stream_pos(seed, offset);
   return call;
+}
+
+namespace {
+
+RowSumCall prepare_row_sums(const at::Tensor& score, RowSumKind kind, const char* op) {
+  const RowShape shape = row_shape(score, op);
+  RowSumCall call;
+  call.args.dtype = kernel_dtype(score, op);
+  call.args.kind = kind;
+  call.args.rows = shape.rows;
+  call.args.cols = shape.cols;
+  call.score = score.contiguous();
+  call.args.score = call.score.data_ptr();
+  return call;
+}
+
+}  // namespace
+
+RowSumCall prepare_dsm_sums(const at::Tensor& score, const std::optional<at::Tensor>& p,
+                            double p_scale, const std::optional<at::Tensor>& q, double q_scale,
+                            const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                            const std::optional<at::Tensor>& row_ids, const char* op) {
+  RowSumCall call = prepare_row_sums(score, RowSumKind::Dsm, op);
+  const int64_t rows = call.args.rows;
+  call.args.p = checked_coef(p, p_scale, score, rows, "p", op);
+  call.args.q = checked_coef(q, q_scale, score, rows, "q", op);
+  if (noise.has_value()) {
+    check_like(*noise, score, "noise", op, "score");
+    call.noise = noise->contiguous();
+    call.args.noise.tensor = call.noise.data_ptr();
+  }
+  call.args.noise.row_ids = checked_row_ids(row_ids, score, rows, op);
+  call.args.noise.pos = stream_pos(seed, offset);
+  return call;
+}
+
+RowSumCall prepare_sliced_sums(const at::Tensor& score, const at::Tensor& vjp, const at::Tensor& v,
+                               bool variance_reduction, const char* op) {
+  RowSumCall call = prepare_row_sums(score, variance_reduction ? RowSumKind::SlicedVr : RowSumKind::Sliced, op);
+  check_like(vjp, score, "vjp", op, "score");
+  check_like(v, score, "v", op, "score");
+  call.vjp = vjp.contiguous();
+  call.v = v.contiguous();
+  call.args.vjp = call.vjp.data_ptr();
+  call.args.v = call.v.data_ptr();
+  return call;
+}
+
+at::Tensor RowSumCall::new_sums() const {
+  return at::empty({args.rows}, score.options().dtype(opmath_dtype(score)));
 }
 
 at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {

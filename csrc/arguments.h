@@ -74,6 +74,25 @@ struct UpdateOutputs {
 };
 UpdateOutputs new_update_outputs(const at::Tensor& x, bool return_mean);
 
+// The losses' per-row sums (args.h) prepared for a kernel: the tensors
+// checked against the score (same shape, dtype and device) and made
+// contiguous, kept alive here while the kernel reads them.
+struct RowSumCall {
+  RowSumArgs args{};
+  at::Tensor score, vjp, v, noise;
+
+  // The [rows] results, in the arithmetic dtype of the score.
+  at::Tensor new_sums() const;
+};
+
+RowSumCall prepare_dsm_sums(const at::Tensor& score, const std::optional<at::Tensor>& p,
+                            double p_scale, const std::optional<at::Tensor>& q, double q_scale,
+                            const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                            const std::optional<at::Tensor>& row_ids, const char* op);
+
+RowSumCall prepare_sliced_sums(const at::Tensor& score, const at::Tensor& vjp, const at::Tensor& v,
+                               bool variance_reduction, const char* op);
+
 // The arithmetic dtype of x's kernels: float64 for float64 data, else float32.
 c10::ScalarType opmath_dtype(const at::Tensor& x);
 

@@ -40,4 +40,14 @@ TORCH_LIBRARY(scorekern, m) {
       "snr_langevin_step_out(Tensor x, Tensor score, float snr, Tensor? alpha, "
       "float alpha_scale, bool batch_norms, Tensor? noise, int seed, int offset, "
       "Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
+
+  // The per-row sums of the losses (DESIGN §1), in float32 (float64 for
+  // float64 data), one per row: Σ(p·score + q·z)² of denoising score
+  // matching, z from `noise` or regenerated from the stream; and the sliced
+  // score matching sums Σ v·vjp and Σ v·score (Σ score² with variance
+  // reduction).
+  m.def(
+      "dsm_row_sums(Tensor score, Tensor? p, float p_scale, Tensor? q, float q_scale, "
+      "Tensor? noise, int seed, int offset, Tensor? row_ids) -> Tensor");
+  m.def("sliced_row_sums(Tensor score, Tensor vjp, Tensor v, bool variance_reduction) -> (Tensor, Tensor)");
 }

@@ -40,6 +40,10 @@ __all__ = [
     "noisy_update_",
     "langevin_step",
     "snr_langevin_step",
+    "Noise",
+    "perturb",
+    "dsm_loss",
+    "sliced_score_terms",
     "draw_seed_offset",
 ]
 
@@ -270,7 +274,8 @@ def _noise_like(name, twin, x, generator, seed, offset, row_ids):
     if not _backend.uses_compiled(x.device):
         return twin(x, generator=generator, seed=seed, offset=offset, row_ids=row_ids)
     seed, offset = _stream(x, generator, seed, offset)
-    return getattr(torch.ops.scorekern, name)(x, seed, offset, row_ids)
+    # Only x's shape, dtype and device matter: the noise never depends on its values.
+    return getattr(torch.ops.scorekern, name)(x.detach(), seed, offset, row_ids)
 
 
 def randn_like(x, *, generator=None, seed=None, offset=None, row_ids=None):
@@ -401,6 +406,182 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
 
 
 # ---------------------------------------------------------------------------
+# Training losses: perturbation and denoising score matching with the noise
+# regenerated from the stream, and the sums of sliced score matching.
+
+
+class Noise:
+    """Standard normal noise that the kernels regenerate instead of storing.
+
+    :func:`perturb` returns one: the random stream's words ``(seed, offset)``,
+    the per-row ``row_ids`` and the ``shape``, ``dtype`` and ``device`` of
+    the noise, a few bytes instead of a tensor the size of the batch.
+    :func:`dsm_loss` regenerates the same ``z`` in its forward and backward
+    kernels. :meth:`tensor` materialises it, for code that needs ``z`` itself.
+    """
+
+    __slots__ = ("seed", "offset", "row_ids", "shape", "dtype", "device", "compiled")
+
+    def __init__(self, seed: int, offset: int, row_ids, shape, dtype, device, compiled: bool):
+        self.seed, self.offset, self.row_ids = seed, offset, row_ids
+        self.shape, self.dtype, self.device = torch.Size(shape), dtype, torch.device(device)
+        self.compiled = compiled  # drawn from the kernels' stream, or from the twins'
+
+    def tensor(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The noise as a tensor (of ``dtype``, default the perturbed data's)."""
+        like = torch.empty((), dtype=dtype or self.dtype, device=self.device).expand(self.shape)
+        if self.compiled:
+            return torch.ops.scorekern.randn(like, self.seed, self.offset, self.row_ids)
+        return reference.randn_like(like, seed=self.seed, offset=self.offset, row_ids=self.row_ids)
+
+    def __repr__(self) -> str:
+        ids = "" if self.row_ids is None else ", row_ids=[...]"
+        return (f"Noise(shape={list(self.shape)}, dtype={self.dtype}, device={self.device}, "
+                f"seed={self.seed}, offset={self.offset}{ids})")
+
+
+def perturb(x0, mean_coef, std, *, generator=None, row_ids=None):
+    """Perturb data with Gaussian noise: ``(x_t, noise)`` with ``x_t = mean_coef·x0 + std·z``.
+
+    ``mean_coef`` and ``std`` (≥ 0) are floats, 0-d tensors or ``[B]``
+    tensors. ``noise`` is a :class:`Noise` handle, not a tensor: hand it to
+    :func:`dsm_loss`, which regenerates ``z`` in its kernels, or call
+    ``noise.tensor()``. ``row_ids`` pin each sample's noise to an id (see
+    :func:`randn_like`). Differentiable in ``x0`` and tensor coefficients.
+    """
+    _check_data(x0, "x0")
+    row_ids = _check_row_ids(row_ids, x0)
+    a_values, a_scale = _coefficient(mean_coef, "mean_coef", x0)
+    c_values, c_scale = _coefficient(std, "std", x0, nonnegative=True)
+    seed, offset = _stream(x0, generator)
+    compiled = _backend.uses_compiled(x0.device)
+    noise = Noise(seed, offset, row_ids, x0.shape, x0.dtype, x0.device, compiled)
+    if not compiled:
+        x_t, _ = reference.perturb(x0, mean_coef, std, noise=noise.tensor())
+        return x_t, noise
+    # The fused update with b = 0: x0 stands in for the unused score.
+    x_t, _ = torch.ops.scorekern.noisy_update(x0, x0, a_values, a_scale, None, 0.0, c_values, c_scale, None,
+                                              seed, offset, row_ids, False)
+    return x_t, noise
+
+
+_ROW_REDUCTIONS = ("sum", "mean")
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce_rows(per_row, weight, cols, row_reduction, reduction):
+    """w/2 · Σ (or the mean over a row), then the reduction over rows."""
+    if row_reduction == "mean":
+        per_row = per_row / cols
+    half_weight = 0.5 if weight is None else _row_weight(weight, per_row) * 0.5
+    losses = per_row * half_weight
+    if reduction == "mean":
+        return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
+
+
+def _row_weight(weight, per_row):
+    if isinstance(weight, torch.Tensor):
+        weight = weight.reshape(()) if weight.numel() == 1 else weight.reshape(-1)
+        return weight.to(per_row.dtype)
+    return float(weight)
+
+
+def _check_weight(weight, score):
+    if weight is None:
+        return
+    if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"weight must be a float, a 0-d tensor or a [B] tensor, got {type(weight).__name__}")
+    if not isinstance(weight, torch.Tensor):
+        return
+    rows = _rows(score)
+    if not weight.dtype.is_floating_point:
+        raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
+    single = weight.numel() == 1
+    if not (single or (weight.dim() >= 1 and weight.shape[0] == rows and weight.numel() == rows)):
+        raise ValueError(f"weight must be a float, a 0-d tensor or a tensor of shape [{rows}], "
+                         f"got shape {list(weight.shape)}")
+    if weight.device != score.device and not (single and weight.device.type == "cpu"):
+        raise ValueError(f"weight must be on score's device {score.device}, got {weight.device}")
+
+
+def _check_dsm_noise(noise, score):
+    if isinstance(noise, Noise):
+        if noise.shape != score.shape:
+            raise ValueError(f"noise was drawn for shape {list(noise.shape)}, but score has shape "
+                             f"{list(score.shape)}")
+        if noise.device != score.device:
+            raise ValueError(f"noise was drawn on {noise.device}, but score is on {score.device}")
+        return
+    if not isinstance(noise, torch.Tensor):
+        raise TypeError(f"noise must be a scorekern.ops.Noise (from perturb) or a tensor, got {type(noise).__name__}")
+    _check_like(noise, score, "noise")
+
+
+def dsm_loss(score, noise, score_scale, noise_scale=1.0, *, weight=None, row_reduction="sum", reduction="mean"):
+    """The denoising score matching loss (Vincent 2011), fused with its backward.
+
+    Per row, ``weight/2 · ‖score_scale·score + noise_scale·z‖²`` (the sum over
+    the row, or with ``row_reduction="mean"`` its mean), then ``reduction``
+    over rows: ``"mean"``, ``"sum"`` or ``"none"`` (a ``[B]`` tensor).
+    ``noise``: the :class:`Noise` handle from :func:`perturb`, whose ``z`` the
+    forward and backward kernels regenerate (no noise tensor is kept), or a
+    tensor ``z`` of the score's shape. ``score_scale``, ``noise_scale`` and
+    ``weight``: floats, 0-d or ``[B]`` tensors. With ``score_scale=σ`` it is
+    the σ²-weighted loss of NCSN and score SDE; with ``score_scale=1``,
+    ``noise_scale=1/σ``, ``weight=g²`` the likelihood weighting.
+
+    Differentiable in ``score`` (and a ``weight`` tensor, and a noise tensor).
+    The result is float32 for float32 and 16-bit scores (float64 for
+    float64), as under autocast; the score's gradient has the score's dtype.
+    """
+    _check_data(score, "score")
+    _check_dsm_noise(noise, score)
+    p_values, p_scale = _coefficient(score_scale, "score_scale", score)
+    q_values, q_scale = _coefficient(noise_scale, "noise_scale", score)
+    if torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (p_values, q_values)):
+        raise RuntimeError("dsm_loss is differentiable in score, weight and a noise tensor, not in score_scale "
+                           "or noise_scale; detach them")
+    _check_weight(weight, score)
+    if row_reduction not in _ROW_REDUCTIONS:
+        raise ValueError(f"row_reduction must be 'sum' or 'mean', got {row_reduction!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not _backend.uses_compiled(score.device) or (isinstance(noise, Noise) and not noise.compiled):
+        z = noise.tensor(score.dtype) if isinstance(noise, Noise) else noise
+        if not _backend.uses_compiled(score.device):
+            return reference.dsm_loss(score, z, score_scale, noise_scale, weight=weight,
+                                      row_reduction=row_reduction, reduction=reduction)
+        noise = z  # drawn by the twins' stream: the kernels read it as a tensor
+    if isinstance(noise, Noise):
+        args = (None, noise.seed, noise.offset, noise.row_ids)
+    else:
+        args = (noise, 0, 0, None)
+    per_row = torch.ops.scorekern.dsm_row_sums(score, p_values, p_scale, q_values, q_scale, *args)
+    cols = score.numel() // max(_rows(score), 1)
+    return _reduce_rows(per_row, weight, cols, row_reduction, reduction)
+
+
+def sliced_score_terms(score, vjp, v, *, variance_reduction=False):
+    """The per-row terms of sliced score matching (Song et al. 2019), fused with their backward.
+
+    ``vᵀ·vjp + ½(vᵀscore)²``, or with ``variance_reduction`` ``vᵀ·vjp +
+    ½‖score‖²``, for each row, where ``vjp = (∂score/∂x)ᵀv`` comes from one
+    autograd pass (:func:`scorekern.losses.sliced_score_matching` does it).
+    ``score``, ``vjp`` and ``v`` share shape, dtype and device. Returns a
+    ``[B]`` tensor in float32 (float64 for float64 data), differentiable in
+    all three.
+    """
+    _check_data(score, "score")
+    _check_like(vjp, score, "vjp")
+    _check_like(v, score, "v")
+    if not _backend.uses_compiled(score.device):
+        return reference.sliced_score_terms(score, vjp, v, variance_reduction=variance_reduction)
+    first, second = torch.ops.scorekern.sliced_row_sums(score, vjp, v, bool(variance_reduction))
+    return first + 0.5 * second if variance_reduction else first + 0.5 * second.square()
+
+
+# ---------------------------------------------------------------------------
 # Fake kernels and autograd (DESIGN §3). Registered only when the compiled
 # library defined the ops.
 
@@ -442,7 +623,18 @@ def _register() -> None:
     def _(x, score, snr, alpha, alpha_scale, batch_norms, noise, seed, offset, row_ids, out, mean_out):
         return None
 
+    @lib.register_fake("scorekern::dsm_row_sums")
+    def _(score, p, p_scale, q, q_scale, noise, seed, offset, row_ids):
+        return score.new_empty((_rows(score),), dtype=_opmath(score))
+
+    @lib.register_fake("scorekern::sliced_row_sums")
+    def _(score, vjp, v, variance_reduction):
+        rows = _rows(score)
+        return score.new_empty((rows,), dtype=_opmath(score)), score.new_empty((rows,), dtype=_opmath(score))
+
     lib.register_autograd("scorekern::noisy_update", _noisy_update_backward, setup_context=_noisy_update_setup)
+    lib.register_autograd("scorekern::dsm_row_sums", _dsm_backward, setup_context=_dsm_setup)
+    lib.register_autograd("scorekern::sliced_row_sums", _sliced_backward, setup_context=_sliced_setup)
 
 
 def _noisy_update_setup(ctx, inputs, output):
@@ -504,6 +696,66 @@ def _noisy_update_backward(ctx, grad_out, grad_mean):
             z = torch.ops.scorekern.randn(torch.empty(shape, dtype=dtype, device=device), seed, offset, row_ids)
         grad_c = _coef_grad(c, (grad_out * z).to(c.dtype)) * c_scale
     return grad_x, grad_score, grad_a, None, grad_b, None, grad_c, None, grad_noise, None, None, None, None
+
+
+def _dsm_setup(ctx, inputs, output):
+    score, p, p_scale, q, q_scale, noise, seed, offset, row_ids = inputs
+    ctx.scales = (p_scale, q_scale)
+    ctx.stream = (seed, offset)
+    # The score is the model's own output, already alive; the noise is kept
+    # only when the caller passed it as a tensor. Nothing of the noise's
+    # size is made here: the backward kernel regenerates z.
+    ctx.save_for_backward(score, p, q, noise, row_ids)
+
+
+def _dsm_coef(values, scale):
+    return scale if values is None else values * scale
+
+
+def _dsm_backward(ctx, grad):
+    """∂/∂s Σ(p·s + q·z)² = 2p(p·s + q·z): a noisy update of the score with
+    a = 2gp², c = 2gpq and the same z (regenerated), and for a noise tensor
+    ∂/∂z = 2q(p·s + q·z), with a = 2gpq, c = 2gq²."""
+    score, p, q, noise, row_ids = ctx.saved_tensors
+    seed, offset = ctx.stream
+    g = 2.0 * grad.reshape(-1).contiguous()
+    p, q = _dsm_coef(p, ctx.scales[0]), _dsm_coef(q, ctx.scales[1])
+    grads = ctx.needs_input_grad
+
+    def update(a, c):
+        a, c = (a * g).contiguous(), (c * g).contiguous()
+        new, _ = torch.ops.scorekern.noisy_update(score, score, a, 1.0, None, 0.0, c, 1.0, noise, seed, offset,
+                                                  row_ids, False)
+        return new
+
+    grad_score = update(p * p, p * q) if grads[0] else None
+    grad_noise = update(p * q, q * q) if grads[5] else None
+    return grad_score, None, None, None, None, grad_noise, None, None, None
+
+
+def _sliced_setup(ctx, inputs, output):
+    score, vjp, v, variance_reduction = inputs
+    ctx.variance_reduction = variance_reduction
+    ctx.save_for_backward(score, vjp, v)
+
+
+def _sliced_backward(ctx, grad_first, grad_second):
+    """The sums' gradients: ∂Σv·u/∂u = v, ∂Σv·s/∂s = v, ∂Σs²/∂s = 2s, and for v, u and s."""
+    score, vjp, v = ctx.saved_tensors
+    grads = ctx.needs_input_grad
+    zeros = score.new_zeros(_rows(score), dtype=_opmath(score))
+    grad_first = zeros if grad_first is None else grad_first
+    grad_second = zeros if grad_second is None else grad_second
+    g0 = _row_view(grad_first, score).to(score.dtype)
+    g1 = _row_view(grad_second, score).to(score.dtype)
+    if ctx.variance_reduction:
+        grad_score = 2 * g1 * score if grads[0] else None
+        grad_v = g0 * vjp if grads[2] else None
+    else:
+        grad_score = g1 * v if grads[0] else None
+        grad_v = g0 * vjp + g1 * score if grads[2] else None
+    grad_vjp = g0 * v if grads[1] else None
+    return grad_score, grad_vjp, grad_v, None
 
 
 if _backend._C is not None:

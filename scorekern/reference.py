@@ -26,6 +26,9 @@ __all__ = [
     "noisy_update_",
     "langevin_step",
     "snr_langevin_step",
+    "perturb",
+    "dsm_loss",
+    "sliced_score_terms",
 ]
 
 _MASK32 = 0xFFFFFFFF
@@ -160,3 +163,44 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     mean = x + step_size * score
     new = mean + torch.sqrt(step_size * 2) * noise
     return _result(new, mean, out, return_mean)
+
+
+def _opmath(x):
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def perturb(x0, mean_coef, std, *, generator=None, row_ids=None, noise=None):
+    # Returns the noise itself; scorekern.ops.perturb returns a handle to it.
+    if noise is None:
+        noise = randn_like(x0, generator=generator, row_ids=row_ids)
+    x_t = _per_row(mean_coef, x0) * x0 + _per_row(std, x0) * noise
+    return x_t, noise
+
+
+def dsm_loss(score, noise, score_scale, noise_scale=1.0, *, weight=None, row_reduction="sum", reduction="mean"):
+    # The DSM loss as score_sde and NCSN write it, computed in float32 (float64
+    # for float64 scores): w/2 · ‖p·s + q·z‖² per row.
+    dtype = _opmath(score)
+    s, z = score.to(dtype), noise.to(dtype)
+    p, q = (v.to(dtype) if isinstance(v, torch.Tensor) else v for v in (score_scale, noise_scale))
+    residual = _per_row(p, s) * s + _per_row(q, s) * z
+    per_row = residual.square().reshape(_rows(score), -1)
+    per_row = per_row.mean(1) if row_reduction == "mean" else per_row.sum(1)
+    if isinstance(weight, torch.Tensor):
+        per_row = per_row * (weight.reshape(()) if weight.numel() == 1 else weight.reshape(-1)).to(dtype)
+    elif weight is not None:
+        per_row = per_row * weight
+    losses = per_row / 2
+    if reduction == "mean":
+        return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
+
+
+def sliced_score_terms(score, vjp, v, *, variance_reduction=False):
+    # Song et al. 2019: vᵀ(∂s/∂x)v + ½(vᵀs)², or + ½‖s‖² with variance reduction.
+    rows = _rows(score)
+    s, u, v = (t.to(_opmath(score)).reshape(rows, -1) for t in (score, vjp, v))
+    first = (v * u).sum(1)
+    if variance_reduction:
+        return first + 0.5 * (s * s).sum(1)
+    return first + 0.5 * (v * s).sum(1) ** 2

@@ -77,6 +77,10 @@ struct Kernels {
   void (*update)(const UpdateArgs& args, const Plan& plan, int64_t tile_begin, int64_t tile_end);
   void (*sum_squares)(const SumSquaresArgs& args, const Plan& plan, int64_t tile_begin,
                       int64_t tile_end);
+  // The losses' per-row sums into sums0 (and sums1 for the sliced kinds),
+  // per (row, column tile) like sum_squares.
+  void (*row_sums)(const RowSumArgs& args, const Plan& plan, double* sums0, double* sums1,
+                   int64_t tile_begin, int64_t tile_end);
 };
 
 // The instruction sets compiled into this build, best first, and the one in use.

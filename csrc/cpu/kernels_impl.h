@@ -10,7 +10,9 @@
 //
 // Bytes per element (float32): fill_noise writes 4; update reads x and the
 // score and writes x' (12; 16 with the mean; 16 with a noise tensor);
-// sum_squares reads the score (4, 8 with a noise tensor). On this class of
+// sum_squares reads the score (4, 8 with a noise tensor); row_sums reads the
+// score (4, 8 with a noise tensor) for DSM and three tensors (12) for the
+// sliced sums. On this class of
 // machine generating the noise, not memory, sets the pace.
 #pragma once
 
@@ -24,6 +26,7 @@
 #include <immintrin.h>
 #endif
 
+#include "../scorekern/losses.h"
 #include "../scorekern/noisy_update.h"
 #include "../scorekern/numeric.h"
 #include "../scorekern/philox.h"
@@ -310,24 +313,32 @@ void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t
 
 constexpr int kAccumulators = 16;
 
-// Σ vᵢ² (kSquare) or Σ vᵢ over n elements, in O, returned as double.
-template <bool kSquare, typename V, typename O>
-SK_INLINE double sum_run(const V* __restrict p, int64_t n) {
-  auto term = [](O v) { return kSquare ? v * v : v; };
+// Σ term(i) over i < n, in O, returned as double.
+template <typename O, typename Term>
+SK_INLINE double sum_terms(int64_t n, Term term) {
   if (n < kAccumulators) {  // short rows: one accumulator, in order
     O acc = 0;
-    for (int64_t i = 0; i < n; ++i) acc += term(load_op(p + i));
+    for (int64_t i = 0; i < n; ++i) acc += term(i);
     return static_cast<double>(acc);
   }
   O acc[kAccumulators] = {};
   int64_t i = 0;
   for (; i + kAccumulators <= n; i += kAccumulators) {
-    for (int j = 0; j < kAccumulators; ++j) acc[j] += term(load_op(p + i + j));
+    for (int j = 0; j < kAccumulators; ++j) acc[j] += term(i + j);
   }
-  for (int j = 0; i + j < n; ++j) acc[j] += term(load_op(p + i + j));
+  for (int j = 0; i + j < n; ++j) acc[j] += term(i + j);
   double total = 0.0;
   for (int j = 0; j < kAccumulators; ++j) total += static_cast<double>(acc[j]);
   return total;
+}
+
+// Σ vᵢ² (kSquare) or Σ vᵢ over n elements, in O, returned as double.
+template <bool kSquare, typename V, typename O>
+SK_INLINE double sum_run(const V* __restrict p, int64_t n) {
+  return sum_terms<O>(n, [p](int64_t i) {
+    const O v = load_op(p + i);
+    return kSquare ? v * v : v;
+  });
 }
 
 // Σz² of each row of a tile straight from the stream words: whole groups by
@@ -379,6 +390,60 @@ void sum_squares_impl(const SumSquaresArgs& args, const Plan& plan, int64_t t0, 
 }
 
 // ---------------------------------------------------------------------------
+// The losses' per-row sums (losses.h), per (row, column tile) like the
+// corrector's: sums0[row · col_tiles + tile], and sums1 for the sliced kinds.
+
+template <typename T, typename Z, typename O>
+SK_INLINE void dsm_span(const T* __restrict s, const Z* __restrict z, const Span& sp,
+                        const RowCoef<O>& p, const RowCoef<O>& q, double* out, int64_t out_stride) {
+  for (int64_t r = 0; r < sp.nrows; ++r) {
+    const int64_t off = r * sp.ncols;
+    const O pr = p.at(sp.row0 + r), qr = q.at(sp.row0 + r);
+    out[r * out_stride] = sum_terms<O>(sp.ncols, [&](int64_t i) {
+      const O e = dsm_residual(pr, load_op(s + off + i), qr, load_op(z + off + i));
+      return e * e;
+    });
+  }
+}
+
+template <typename T>
+void row_sums_impl(const RowSumArgs& args, const Plan& plan, double* sums0, double* sums1,
+                   int64_t t0, int64_t t1) {
+  using O = opmath_t<T>;
+  const T* score = static_cast<const T*>(args.score);
+  if (args.kind == RowSumKind::Dsm) {
+    const RowCoef<O> p = typed<O>(args.p), q = typed<O>(args.q);
+    const T* noise = static_cast<const T*>(args.noise.tensor);
+    TileNoise<O> tile;
+    for (int64_t t = t0; t < t1; ++t) {
+      const Span sp = span_of(plan, t);
+      const int64_t base = span_base(plan, sp);
+      double* out = sums0 + sp.row0 * plan.col_tiles + sp.col0 / kTile;
+      if (noise) dsm_span(score + base, noise + base, sp, p, q, out, plan.col_tiles);
+      else dsm_span(score + base, tile.make(sp, args.noise, NoiseKind::Normal), sp, p, q, out, plan.col_tiles);
+    }
+    return;
+  }
+  const bool vr = args.kind == RowSumKind::SlicedVr;
+  const T* vjp = static_cast<const T*>(args.vjp);
+  const T* v = static_cast<const T*>(args.v);
+  for (int64_t t = t0; t < t1; ++t) {
+    const Span sp = span_of(plan, t);
+    for (int64_t r = 0; r < sp.nrows; ++r) {
+      const int64_t off = span_base(plan, sp) + r * sp.ncols;
+      const int64_t slot = (sp.row0 + r) * plan.col_tiles + sp.col0 / kTile;
+      const T *sr = score + off, *ur = vjp + off, *vv = v + off;
+      sums0[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) { return load_op(vv + i) * load_op(ur + i); });
+      if (vr) {
+        sums1[slot] = sum_run<true, T, O>(sr, sp.ncols);
+      } else {
+        sums1[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) { return load_op(vv + i) * load_op(sr + i); });
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Entry points: one switch on the dtype each.
 
 #define SK_CPU_DISPATCH(dtype, FN, ...)                          \
@@ -402,6 +467,11 @@ inline void sum_squares(const SumSquaresArgs& args, const Plan& plan, int64_t t0
   SK_CPU_DISPATCH(args.dtype, sum_squares_impl, args, plan, t0, t1)
 }
 
+inline void row_sums(const RowSumArgs& args, const Plan& plan, double* sums0, double* sums1,
+                     int64_t t0, int64_t t1) {
+  SK_CPU_DISPATCH(args.dtype, row_sums_impl, args, plan, sums0, sums1, t0, t1)
+}
+
 #undef SK_CPU_DISPATCH
 
 const Kernels& table();
@@ -416,7 +486,7 @@ const Kernels& table();
   namespace cpu {                                                                     \
   namespace SK_CPU_NS {                                                               \
   const Kernels& table() {                                                            \
-    static const Kernels k{NAME, &fill_noise, &update, &sum_squares};                 \
+    static const Kernels k{NAME, &fill_noise, &update, &sum_squares, &row_sums};      \
     return k;                                                                         \
   }                                                                                   \
   }                                                                                   \

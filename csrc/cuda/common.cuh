@@ -101,6 +101,24 @@ __device__ __forceinline__ void store4(T* __restrict__ p, int n, const O v[4]) {
   }
 }
 
+// The sum of v over a block of kThreads threads, valid in thread 0; every
+// thread of the block must call it. `shared` holds kThreads / 32 values.
+template <typename O>
+__device__ __forceinline__ O block_sum(O v, O* shared) {
+#pragma unroll
+  for (int d = 16; d > 0; d /= 2) v += __shfl_down_sync(0xffffffffu, v, d);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < static_cast<int>(blockDim.x / 32) ? shared[lane] : O(0);
+#pragma unroll
+    for (int d = 16; d > 0; d /= 2) v += __shfl_down_sync(0xffffffffu, v, d);
+  }
+  __syncthreads();
+  return v;  // valid in thread 0
+}
+
 // Calls fn(dtype-typed tag) for the kernel's storage type.
 template <typename Fn>
 cudaError_t dispatch_dtype(DType dtype, Fn&& fn) {

@@ -111,6 +111,36 @@ std::tuple<at::Tensor, at::Tensor> snr_langevin_step_cuda(
   return o.result();
 }
 
+// The losses' per-row sums: the kernel writes the [rows] results directly.
+void run_row_sums(const RowSumCall& call, at::Tensor& out0, at::Tensor* out1) {
+  const size_t bytes = cuda::row_sums_workspace_bytes(call.args.rows, call.args.cols);
+  at::Tensor workspace;
+  if (bytes) workspace = at::empty({static_cast<int64_t>(bytes)}, call.score.options().dtype(at::kByte));
+  C10_CUDA_CHECK(cuda::launch_row_sums(call.args, bytes ? workspace.data_ptr() : nullptr, out0.data_ptr(),
+                                       out1 ? out1->data_ptr() : nullptr, current_stream()));
+}
+
+at::Tensor dsm_row_sums_cuda(const at::Tensor& score, const std::optional<at::Tensor>& p,
+                             double p_scale, const std::optional<at::Tensor>& q, double q_scale,
+                             const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                             const std::optional<at::Tensor>& row_ids) {
+  const c10::cuda::CUDAGuard guard(score.device());
+  const RowSumCall call =
+      prepare_dsm_sums(score, p, p_scale, q, q_scale, noise, seed, offset, row_ids, "dsm_row_sums");
+  at::Tensor out = call.new_sums();
+  run_row_sums(call, out, nullptr);
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> sliced_row_sums_cuda(const at::Tensor& score, const at::Tensor& vjp,
+                                                        const at::Tensor& v, bool variance_reduction) {
+  const c10::cuda::CUDAGuard guard(score.device());
+  const RowSumCall call = prepare_sliced_sums(score, vjp, v, variance_reduction, "sliced_row_sums");
+  at::Tensor first = call.new_sums(), second = call.new_sums();
+  run_row_sums(call, first, &second);
+  return {first, second};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(scorekern, CUDA, m) {
@@ -121,6 +151,8 @@ TORCH_LIBRARY_IMPL(scorekern, CUDA, m) {
   m.impl("noisy_update_out", &noisy_update_out_cuda);
   m.impl("snr_langevin_step", &snr_langevin_step_cuda);
   m.impl("snr_langevin_step_out", &snr_langevin_step_out_cuda);
+  m.impl("dsm_row_sums", &dsm_row_sums_cuda);
+  m.impl("sliced_row_sums", &sliced_row_sums_cuda);
 }
 
 }  // namespace scorekern

@@ -37,5 +37,13 @@ struct SnrArgs {
 size_t snr_workspace_bytes(int64_t rows, int64_t cols, DType dtype);
 cudaError_t launch_snr_langevin_step(const SnrArgs& args, void* workspace, cudaStream_t stream);
 
+// The losses' per-row sums (RowSumArgs) into out0 (and out1 for the sliced
+// kinds): [rows] arrays of the arithmetic type (float, double for float64
+// data). Needs row_sums_workspace_bytes(rows, cols) bytes of device memory
+// (8-byte aligned; none for rows of up to 4096 columns).
+size_t row_sums_workspace_bytes(int64_t rows, int64_t cols);
+cudaError_t launch_row_sums(const RowSumArgs& args, void* workspace, void* out0, void* out1,
+                            cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace scorekern

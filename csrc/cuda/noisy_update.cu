@@ -114,22 +114,6 @@ SnrLayout snr_layout(int64_t rows, int64_t cols) {
   return l;
 }
 
-template <typename O>
-__device__ __forceinline__ O block_sum(O v, O* shared) {
-#pragma unroll
-  for (int d = 16; d > 0; d /= 2) v += __shfl_down_sync(0xffffffffu, v, d);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < static_cast<int>(blockDim.x / 32) ? shared[lane] : O(0);
-#pragma unroll
-    for (int d = 16; d > 0; d /= 2) v += __shfl_down_sync(0xffffffffu, v, d);
-  }
-  __syncthreads();
-  return v;  // valid in thread 0
-}
-
 // Sums of squares of one group (n ≤ 4 valid columns) of the score and noise.
 template <typename T, typename O>
 __device__ __forceinline__ void group_squares(const T* __restrict__ score, const T* __restrict__ noise,

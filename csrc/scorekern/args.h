@@ -39,4 +39,21 @@ struct UpdateArgs {
   NoiseSource noise;
 };
 
+// The per-row sums of the losses (losses.h), over [rows, cols] data:
+//   Dsm:      sums[0] = Σ (p·score + q·z)², z from `noise`;
+//   Sliced:   sums[0] = Σ v·vjp, sums[1] = Σ v·score;
+//   SlicedVr: sums[0] = Σ v·vjp, sums[1] = Σ score².
+enum class RowSumKind : int { Dsm, Sliced, SlicedVr };
+
+struct RowSumArgs {
+  DType dtype;
+  RowSumKind kind;
+  int64_t rows, cols;
+  const void* score;
+  const void* vjp;  // Sliced kinds
+  const void* v;    // Sliced kinds
+  Coef p, q;          // Dsm
+  NoiseSource noise;  // Dsm
+};
+
 }  // namespace scorekern
