@@ -38,6 +38,19 @@ def test_op(benchmark, op, shape, per_row, impl):
     benchmark(lambda: (fn(), _sync()))
 
 
+@pytest.mark.parametrize("impl", list(bench.DSM_BYTES))
+@pytest.mark.parametrize("shape", bench.dsm_shapes(quick=False), ids=str)
+def test_dsm_forward_backward(benchmark, shape, impl):
+    fn = bench.dsm_case(shape, DEVICE)[impl]
+    if impl == "compiled twin":
+        twin, args = fn
+        compiled = torch.compile(twin, dynamic=False)
+        torch.autograd.grad(compiled(*args), args[0])  # compile outside the measurement
+        fn = lambda: torch.autograd.grad(compiled(*args), args[0])  # noqa: E731
+    benchmark.extra_info.update(device=DEVICE, bytes_per_element=bench.DSM_BYTES[impl], numel=math.prod(shape))
+    benchmark(lambda: (fn(), _sync()))
+
+
 @pytest.mark.parametrize("shape", sorted({shape for _, shape, _ in CASES}), ids=str)
 def test_copy(benchmark, shape):
     src = torch.randn(shape, device=DEVICE)

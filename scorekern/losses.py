@@ -93,10 +93,12 @@ def ddpm(model, x0, betas, *, generator=None, row_ids=None):
     the mean of ``(z − ε̂)²`` over the sample; the batch mean.
     """
     _check_batch(x0)
-    betas = torch.as_tensor(betas, dtype=torch.float64, device=x0.device)
-    if betas.dim() != 1 or betas.numel() == 0 or bool(((betas <= 0) | (betas >= 1)).any()):
+    betas = torch.as_tensor(betas, dtype=torch.float64)
+    if betas.dim() != 1 or betas.numel() == 0:
         raise ValueError("betas must be a non-empty 1-D tensor with entries in (0, 1)")
-    alphas_bar = torch.cumprod(1.0 - betas, 0)
+    if betas.device.type == "cpu" and bool(((betas <= 0) | (betas >= 1)).any()):  # no device sync
+        raise ValueError("betas must be a non-empty 1-D tensor with entries in (0, 1)")
+    alphas_bar = torch.cumprod(1.0 - betas.to(x0.device), 0)
     t = torch.randint(0, betas.numel(), (x0.shape[0],), device=x0.device, generator=generator)
     a = alphas_bar[t].to(ops._opmath(x0))
     x_t, noise = ops.perturb(x0, a.sqrt(), (1.0 - a).sqrt(), generator=generator, row_ids=row_ids)

@@ -183,7 +183,9 @@ def dsm_loss(score, noise, score_scale, noise_scale=1.0, *, weight=None, row_red
     dtype = _opmath(score)
     s, z = score.to(dtype), noise.to(dtype)
     p, q = (v.to(dtype) if isinstance(v, torch.Tensor) else v for v in (score_scale, noise_scale))
-    residual = _per_row(p, s) * s + _per_row(q, s) * z
+    # As a user writes it: no multiplication by a scale of one.
+    ps = s if isinstance(p, float) and p == 1.0 else _per_row(p, s) * s
+    residual = ps + (z if isinstance(q, float) and q == 1.0 else _per_row(q, s) * z)
     per_row = residual.square().reshape(_rows(score), -1)
     per_row = per_row.mean(1) if row_reduction == "mean" else per_row.sum(1)
     if isinstance(weight, torch.Tensor):

@@ -169,3 +169,52 @@ def test_pc_sampler_on_cuda_samples_a_gaussian():
     assert x.is_cuda
     assert torch.allclose(x.mean(0).cpu(), mu, atol=0.1)
     assert torch.allclose(torch.cov(x.T).cpu(), cov, atol=0.1)
+
+
+# ---------------------------------------------------------------------------
+# The losses' per-row sums: short rows (one thread per row), one chunk per
+# row, and several chunks added by the finishing kernel.
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1000, 2), (7, 31), (33, 257), (3, 20001), (2, 3, 64, 64)])
+def test_dsm_sums_equal_the_cpu_for_the_same_stream(dtype, shape):
+    score = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+    rows = shape[0]
+    p = torch.rand(rows, dtype=opmath(dtype)) + 0.1
+    ids = torch.randint(0, 2**32, (rows,))
+    for row_ids in (None, ids):
+        args = (None, 1.0, None, -0.7, None, 11, 22)
+        cpu = torch.ops.scorekern.dsm_row_sums(score, p, *args, row_ids)
+        gpu = torch.ops.scorekern.dsm_row_sums(score.cuda(), p.cuda(), *args,
+                                               None if row_ids is None else row_ids.cuda())
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5 if dtype != torch.float64 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("view", ["offset", "strided"])
+def test_loss_sums_on_misaligned_views(view):
+    base = torch.randn(6, 4101, generator=torch.Generator().manual_seed(1))
+    score = base[:, 1:] if view == "offset" else base[:, ::2]
+    z, v = torch.randn_like(score), torch.randn_like(score)
+    for device in ("cpu", "cuda"):
+        s, zz, vv = (t.to(device) for t in (score, z, v))
+        got = ops.dsm_loss(s, zz, 0.5, reduction="none")
+        torch.testing.assert_close(got.cpu(), reference.dsm_loss(score, z, 0.5, reduction="none"))
+        for vr in (False, True):
+            got = ops.sliced_score_terms(s, zz, vv, variance_reduction=vr)
+            want = reference.sliced_score_terms(score, z, v, variance_reduction=vr)
+            torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_dsm_training_step_does_not_synchronise():
+    x0 = torch.randn(64, 3, 16, 16, device="cuda")
+    weight = torch.randn(3, 16, 16, device="cuda", requires_grad=True)
+    sigma = torch.rand(64, device="cuda") + 0.01
+    ops.dsm_loss(ops.perturb(x0, 1.0, sigma)[0] * weight, ops.perturb(x0, 1.0, sigma)[1], sigma)  # warm up
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        x_t, noise = ops.perturb(x0, 1.0, sigma)
+        ops.dsm_loss(x_t * weight, noise, sigma).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert weight.grad is not None
