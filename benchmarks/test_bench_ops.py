@@ -38,16 +38,21 @@ def test_op(benchmark, op, shape, per_row, impl):
     benchmark(lambda: (fn(), _sync()))
 
 
-@pytest.mark.parametrize("impl", list(bench.DSM_BYTES))
+LOSS_CASES = [("dsm_loss", impl) for impl in bench.DSM_BYTES] + [
+    ("sliced_score_terms", impl) for impl in ("fused", "eager twin", "compiled twin")]
+
+
+@pytest.mark.parametrize("op,impl", LOSS_CASES, ids=str)
 @pytest.mark.parametrize("shape", bench.dsm_shapes(quick=False), ids=str)
-def test_dsm_forward_backward(benchmark, shape, impl):
-    fn = bench.dsm_case(shape, DEVICE)[impl]
+def test_loss_forward_backward(benchmark, shape, op, impl):
+    make = bench.dsm_case if op == "dsm_loss" else bench.sliced_case
+    fn = make(shape, DEVICE)[impl]
     if impl == "compiled twin":
-        twin, args = fn
+        twin, args, inputs = fn
         compiled = torch.compile(twin, dynamic=False)
-        torch.autograd.grad(compiled(*args), args[0])  # compile outside the measurement
-        fn = lambda: torch.autograd.grad(compiled(*args), args[0])  # noqa: E731
-    benchmark.extra_info.update(device=DEVICE, bytes_per_element=bench.DSM_BYTES[impl], numel=math.prod(shape))
+        torch.autograd.grad(compiled(*args), inputs)  # compile outside the measurement
+        fn = lambda: torch.autograd.grad(compiled(*args), inputs)  # noqa: E731
+    benchmark.extra_info.update(device=DEVICE, numel=math.prod(shape))
     benchmark(lambda: (fn(), _sync()))
 
 

@@ -181,9 +181,9 @@ def run(device: str | None = None, quick: bool = False, ops_filter=None, compile
     repeat = 3 if quick else (20 if device == "cuda" else 9)
     compile_baseline = compile_baseline and not quick
     names = [op for op in OPS if not ops_filter or op in ops_filter]
-    unknown = set(ops_filter or ()) - set(OPS) - {"dsm_loss"}
+    unknown = set(ops_filter or ()) - set(OPS) - {"losses"}
     if unknown:
-        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS)}, dsm_loss")
+        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS)}, losses")
     meta = environment(device)
     log(f"scorekern {__version__} bench on {meta['device']} | torch {meta['torch']} | "
         f"{meta['threads']} threads | CPU kernels {meta['cpu_capability']} | {meta['date']}")
@@ -234,30 +234,50 @@ DSM_BYTES = {  # float32 bytes per element: forward reads, backward reads and wr
     "eager twin": 20,
     "compiled twin": 20,
 }
+# sliced_score_terms: the forward reads score, vjp and v; the backward reads
+# v (and the score) and writes the gradients of score and vjp.
+SLICED_BYTES = 12 + 16
 
 
 def dsm_shapes(quick: bool) -> list[tuple]:
     return [(256, 3072), (4096, 2)] if quick else [(4096, 3072), (65536, 2)]
 
 
+def _grad_of(loss_fn, inputs, args):
+    return lambda: torch.autograd.grad(loss_fn(*args), inputs)
+
+
 def dsm_case(shape: tuple, device: str, dtype=torch.float32) -> dict:
     """name → zero-argument callable running the σ²-weighted DSM loss
-    (score_scale = σ per row) forward and backward, returning the gradient."""
+    (score_scale = σ per row) forward and backward, returning the gradient;
+    the compiled twin as (twin, args, inputs) to compile lazily."""
     gen = torch.Generator().manual_seed(0)
     x0 = torch.randn(shape, generator=gen, dtype=dtype).to(device)
     score = torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_()
     sigma = torch.rand(shape[0], generator=gen).add_(0.01).to(device)
     _, handle = ops.perturb(x0, 1.0, sigma)
     z = handle.tensor()
+    return {
+        "fused regenerated": _grad_of(ops.dsm_loss, score, (score, handle, sigma)),
+        "fused noise tensor": _grad_of(ops.dsm_loss, score, (score, z, sigma)),
+        "eager twin": _grad_of(reference.dsm_loss, score, (score, z, sigma)),
+        "compiled twin": (reference.dsm_loss, (score, z, sigma), score),
+    }
 
-    def step(loss_fn, noise):
-        return lambda: torch.autograd.grad(loss_fn(score, noise, sigma), score)[0]
+
+def sliced_case(shape: tuple, device: str, dtype=torch.float32) -> dict:
+    """sliced_score_terms (plain) forward and backward to the score and the vjp."""
+    gen = torch.Generator().manual_seed(0)
+    score, vjp = (torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_() for _ in range(2))
+    v = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+
+    def total(fn):
+        return lambda s, u, v: fn(s, u, v).sum()
 
     return {
-        "fused regenerated": step(ops.dsm_loss, handle),
-        "fused noise tensor": step(ops.dsm_loss, z),
-        "eager twin": step(reference.dsm_loss, z),
-        "compiled twin": (reference.dsm_loss, (score, z, sigma)),
+        "fused": _grad_of(total(ops.sliced_score_terms), (score, vjp), (score, vjp, v)),
+        "eager twin": _grad_of(total(reference.sliced_score_terms), (score, vjp), (score, vjp, v)),
+        "compiled twin": (total(reference.sliced_score_terms), (score, vjp, v), (score, vjp)),
     }
 
 
@@ -282,48 +302,52 @@ def _peak_training_memory(shape, device, stored_noise: bool) -> int:
     return torch.cuda.max_memory_allocated() - base
 
 
-def run_dsm(device: str | None = None, quick: bool = False, compile_baseline: bool = True, log=print) -> list[dict]:
-    """DSM forward + backward per shape: fused with regenerated noise, fused with
-    a noise tensor, the eager twin and torch.compile of the twin."""
+def run_losses(device: str | None = None, quick: bool = False, compile_baseline: bool = True, log=print) -> list[dict]:
+    """Forward + backward per shape of the DSM loss (fused with regenerated
+    noise, fused with a noise tensor, the eager twin and torch.compile of the
+    twin) and of the sliced score matching terms."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     repeat = 3 if quick else (20 if device == "cuda" else 9)
     compile_baseline = compile_baseline and not quick
-    log(f"{'dsm_loss fwd+bwd':<18} {'shape':<14} {'impl':<19} {'ms':>9} {'GB/s':>8} {'of copy':>8} {'x eager':>8}")
+    log(f"{'fwd+bwd':<18} {'shape':<14} {'impl':<19} {'ms':>9} {'GB/s':>8} {'of copy':>8} {'x eager':>8}")
     records = []
     for shape in dsm_shapes(quick):
         numel = math.prod(shape)
         copy = copy_gbps(numel, device, repeat)
-        rows = []
-        for impl, fn in dsm_case(shape, device).items():
-            extra = {}
-            if impl == "compiled twin":
-                if not compile_baseline:
-                    continue
-                twin, args = fn
-                compiled = torch.compile(twin, dynamic=False)
-                t0 = time.perf_counter()
-                torch.autograd.grad(compiled(*args), args[0])
-                _sync(device)
-                extra["compile_s"] = round(time.perf_counter() - t0, 2)
-                fn = lambda compiled=compiled, args=args: torch.autograd.grad(compiled(*args), args[0])  # noqa: E731
-            ms = time_ms(fn, device, repeat)
-            gbps = DSM_BYTES[impl] * numel / ms / 1e6
-            rows.append(dict(op="dsm_loss fwd+bwd", shape=list(shape), dtype="float32", impl=impl, ms=round(ms, 4),
-                             bytes_per_element=DSM_BYTES[impl], gbps=round(gbps, 2), copy_gbps=round(copy, 2),
-                             fraction_of_copy=round(gbps / copy, 4), **extra))
-        eager_ms = next(r["ms"] for r in rows if r["impl"] == "eager twin")
-        for rec in rows:
-            rec["speedup_vs_eager"] = round(eager_ms / rec["ms"], 2)
-            note = f" (compile {rec['compile_s']} s)" if "compile_s" in rec else ""
-            log(f"{'dsm_loss fwd+bwd':<18} {str(list(shape)):<14} {rec['impl']:<19} {rec['ms']:9.3f} "
-                f"{rec['gbps']:8.1f} {rec['fraction_of_copy']:8.2f} {rec['speedup_vs_eager']:8.2f}{note}")
+        for op, case, nbytes in (("dsm_loss", dsm_case(shape, device), DSM_BYTES),
+                                 ("sliced_score_terms", sliced_case(shape, device), None)):
+            rows = []
+            for impl, fn in case.items():
+                extra = {}
+                if impl == "compiled twin":
+                    if not compile_baseline:
+                        continue
+                    twin, args, inputs = fn
+                    compiled = torch.compile(twin, dynamic=False)
+                    t0 = time.perf_counter()
+                    torch.autograd.grad(compiled(*args), inputs)
+                    _sync(device)
+                    extra["compile_s"] = round(time.perf_counter() - t0, 2)
+                    fn = _grad_of(compiled, inputs, args)
+                ms = time_ms(fn, device, repeat)
+                per_element = nbytes[impl] if nbytes else SLICED_BYTES
+                gbps = per_element * numel / ms / 1e6
+                rows.append(dict(op=op + " fwd+bwd", shape=list(shape), dtype="float32", impl=impl, ms=round(ms, 4),
+                                 bytes_per_element=per_element, gbps=round(gbps, 2), copy_gbps=round(copy, 2),
+                                 fraction_of_copy=round(gbps / copy, 4), **extra))
+            eager_ms = next(r["ms"] for r in rows if r["impl"] == "eager twin")
+            for rec in rows:
+                rec["speedup_vs_eager"] = round(eager_ms / rec["ms"], 2)
+                note = f" (compile {rec['compile_s']} s)" if "compile_s" in rec else ""
+                log(f"{op:<18} {str(list(shape)):<14} {rec['impl']:<19} {rec['ms']:9.3f} "
+                    f"{rec['gbps']:8.1f} {rec['fraction_of_copy']:8.2f} {rec['speedup_vs_eager']:8.2f}{note}")
+            records += rows
         if device == "cuda":
             for stored in (False, True):
                 peak = _peak_training_memory(shape, device, stored)
                 impl = "twin, stored noise" if stored else "fused, regenerated noise"
                 log(f"{'  peak memory':<18} {str(list(shape)):<14} {impl:<28} {peak / 2**20:9.1f} MiB")
-                rows.append(dict(op="dsm training step peak memory", shape=list(shape), impl=impl, peak_bytes=peak))
-        records += rows
+                records.append(dict(op="dsm training step peak memory", shape=list(shape), impl=impl, peak_bytes=peak))
     return records
 
 
@@ -419,8 +443,8 @@ def run_samplers(device: str | None = None, quick: bool = False, log=print) -> l
 
 def main(device=None, quick=False, json_path=None, ops=None, compile_baseline=True, samplers=True) -> dict:
     result = run(device=device, quick=quick, ops_filter=ops, compile_baseline=compile_baseline)
-    if not ops or "dsm_loss" in ops:
-        result["dsm"] = run_dsm(device=device, quick=quick, compile_baseline=compile_baseline)
+    if not ops or "losses" in ops:
+        result["losses"] = run_losses(device=device, quick=quick, compile_baseline=compile_baseline)
     if samplers and not ops:
         result["samplers"] = run_samplers(device=device, quick=quick)
     if json_path:

@@ -563,14 +563,14 @@ def dsm_loss(score, noise, score_scale, noise_scale=1.0, *, weight=None, row_red
 
 
 def sliced_score_terms(score, vjp, v, *, variance_reduction=False):
-    """The per-row terms of sliced score matching (Song et al. 2019), fused with their backward.
+    """The per-row terms of sliced score matching (Song et al. 2019): both row sums in one pass.
 
     ``vᵀ·vjp + ½(vᵀscore)²``, or with ``variance_reduction`` ``vᵀ·vjp +
     ½‖score‖²``, for each row, where ``vjp = (∂score/∂x)ᵀv`` comes from one
     autograd pass (:func:`scorekern.losses.sliced_score_matching` does it).
     ``score``, ``vjp`` and ``v`` share shape, dtype and device. Returns a
     ``[B]`` tensor in float32 (float64 for float64 data), differentiable in
-    all three.
+    all three; the backward scales ``v`` (and the score) per row.
     """
     _check_data(score, "score")
     _check_like(vjp, score, "vjp")
