@@ -320,3 +320,16 @@ def test_cpp_checks_guard_direct_calls():
         torch.ops.scorekern.dsm_row_sums(x, torch.ones(3), 1.0, None, 1.0, None, 0, 0, None)
     with pytest.raises(RuntimeError, match="v must have score's dtype"):
         torch.ops.scorekern.sliced_row_sums(x, x, x.double(), False)
+
+
+def test_torch_compile_traces_the_losses():
+    score = _randn((8, 12), torch.float32).requires_grad_()
+    z = _randn((8, 12), torch.float32, seed=1)
+    sigma = torch.rand(8) + 0.1
+    dsm = torch.compile(lambda s, z, sigma: ops.dsm_loss(s, z, sigma), fullgraph=True)
+    got = dsm(score, z, sigma)
+    want = ops.dsm_loss(score, z, sigma)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, score)[0], torch.autograd.grad(want, score)[0])
+    sliced = torch.compile(lambda s, u, v: ops.sliced_score_terms(s, u, v), fullgraph=True)
+    torch.testing.assert_close(sliced(score, z, z), ops.sliced_score_terms(score, z, z))
