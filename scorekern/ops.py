@@ -418,6 +418,8 @@ class Noise:
     the noise, a few bytes instead of a tensor the size of the batch.
     :func:`dsm_loss` regenerates the same ``z`` in its forward and backward
     kernels. :meth:`tensor` materialises it, for code that needs ``z`` itself.
+    ``seed`` and ``offset`` are held as the ops' int64 words (two's
+    complement of the 64-bit values).
     """
 
     __slots__ = ("seed", "offset", "row_ids", "shape", "dtype", "device", "compiled")
