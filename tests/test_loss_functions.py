@@ -71,7 +71,9 @@ def test_dsm_matches_score_sde(sde, likelihood_weighting, reduce_mean):
     want.backward()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     for a, b in zip(got_grads, _grads(model)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        # Parameter gradients sum many float32 terms in a different order:
+        # an entry that nearly cancels is compared against the largest one.
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
 
 
 # NCSNv2's losses.dsm.anneal_dsm_score_estimation, transcribed (σ given to the model).
