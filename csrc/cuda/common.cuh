@@ -53,6 +53,18 @@ __device__ __forceinline__ GroupPos group_pos(int64_t gi, int64_t rows, int64_t 
   return GroupPos{row, gi - row * groups_per_row};
 }
 
+// Chunk ci of a per-row reduction cut into chunks_per_row chunks of
+// chunk_groups groups each: its row and its groups [g0, g1).
+struct ChunkPos {
+  int64_t row, g0, g1;
+};
+__device__ __forceinline__ ChunkPos chunk_pos(int64_t ci, int64_t chunks_per_row, int64_t chunk_groups,
+                                              int64_t groups_per_row) {
+  const int64_t row = ci / chunks_per_row;
+  const int64_t g0 = (ci - row * chunks_per_row) * chunk_groups;
+  return ChunkPos{row, g0, g0 + chunk_groups < groups_per_row ? g0 + chunk_groups : groups_per_row};
+}
+
 __device__ __forceinline__ uint32_t row_id(const NoiseSource& src, int64_t row) {
   return static_cast<uint32_t>(src.row_ids ? src.row_ids[row] : row);
 }

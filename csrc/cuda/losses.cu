@@ -99,11 +99,10 @@ __global__ void row_sums_chunk_kernel(Inputs<T> in, Layout l, opmath_t<T>* __res
   __shared__ O shared[kThreads / 32];
   const int64_t chunks = l.rows * l.chunks_per_row;
   for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
-    const int64_t row = ci / l.chunks_per_row;
-    const int64_t g0 = (ci - row * l.chunks_per_row) * kChunkGroups;
-    const int64_t g1 = g0 + kChunkGroups < l.groups_per_row ? g0 + kChunkGroups : l.groups_per_row;
+    const ChunkPos c = chunk_pos(ci, l.chunks_per_row, kChunkGroups, l.groups_per_row);
+    const int64_t row = c.row;
     O acc0 = 0, acc1 = 0;
-    for (int64_t g = g0 + threadIdx.x; g < g1; g += blockDim.x) add_group<kVec>(in, l, row, g, acc0, acc1);
+    for (int64_t g = c.g0 + threadIdx.x; g < c.g1; g += blockDim.x) add_group<kVec>(in, l, row, g, acc0, acc1);
     acc0 = block_sum(acc0, shared);
     if (out1) acc1 = block_sum(acc1, shared);
     if (threadIdx.x == 0) {

@@ -163,11 +163,10 @@ __global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __re
   __shared__ O shared[kThreads / 32];
   const int64_t chunks = l.rows * l.chunks_per_row;
   for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
-    const int64_t row = ci / l.chunks_per_row;
-    const int64_t g0 = (ci - row * l.chunks_per_row) * kChunkGroups;
-    const int64_t g1 = g0 + kChunkGroups < l.groups_per_row ? g0 + kChunkGroups : l.groups_per_row;
+    const ChunkPos c = chunk_pos(ci, l.chunks_per_row, kChunkGroups, l.groups_per_row);
+    const int64_t row = c.row;
     O ss = 0, zz = 0;
-    for (int64_t g = g0 + threadIdx.x; g < g1; g += blockDim.x) {
+    for (int64_t g = c.g0 + threadIdx.x; g < c.g1; g += blockDim.x) {
       group_squares(score, noise, src, row, g, l.cols, ss, zz);
     }
     ss = block_sum(ss, shared);
