@@ -194,6 +194,86 @@ RowSumCall prepare_sliced_sums(const at::Tensor& score, const at::Tensor& vjp, c
   return call;
 }
 
+MixtureCall prepare_mixture(const at::Tensor& x, const at::Tensor& centers,
+                            const std::optional<at::Tensor>& bandwidth, double bandwidth_scale,
+                            const std::optional<at::Tensor>& log_weights, bool with_score,
+                            const char* op) {
+  kernel_dtype(x, op);
+  TORCH_CHECK(x.dim() == 2, op, ": x must have shape [M, d], got ", x.sizes());
+  TORCH_CHECK(centers.dim() == 2 && centers.size(1) == x.size(1), op,
+              ": centers must have shape [N, ", x.size(1), "] like x's rows, got ", centers.sizes());
+  TORCH_CHECK(centers.size(0) >= 1, op, ": centers must hold at least one centre");
+  TORCH_CHECK(x.size(1) >= 1, op, ": x's rows must have at least one coordinate");
+  TORCH_CHECK(centers.scalar_type() == x.scalar_type(), op, ": centers must be ", x.scalar_type(),
+              " like x, got ", centers.scalar_type());
+  TORCH_CHECK(centers.device() == x.device(), op, ": centers must be on ", x.device(), " like x, got ",
+              centers.device());
+  const at::ScalarType dt = opmath_dtype(x);
+  MixtureCall call;
+  call.out_dtype = x.scalar_type();
+  call.x = x.to(dt).contiguous();
+  call.centers = centers.to(dt).contiguous();
+  MixtureArgs& a = call.args;
+  a.float64 = dt == at::kDouble;
+  a.M = x.size(0);
+  a.N = centers.size(0);
+  a.d = x.size(1);
+  a.x = call.x.data_ptr();
+  a.centers = call.centers.data_ptr();
+  if (log_weights.has_value()) {
+    const at::Tensor& lw = *log_weights;
+    TORCH_CHECK(lw.dim() == 1 && lw.size(0) == a.N, op, ": log_weights must have shape [", a.N,
+                "] (one per centre), got ", lw.sizes());
+    TORCH_CHECK(lw.device() == x.device(), op, ": log_weights must be on ", x.device(), ", got ",
+                lw.device());
+    TORCH_CHECK(at::isFloatingType(lw.scalar_type()), op, ": log_weights must be floating, got ",
+                lw.scalar_type());
+    call.log_weights = lw.to(dt).contiguous();
+    a.log_weights = call.log_weights.data_ptr();
+  }
+  const Coef h = checked_coef(bandwidth, bandwidth_scale, x, a.M, "bandwidth", op);
+  if (bandwidth.has_value()) call.bandwidth = *bandwidth;
+  a.h_values = h.values;
+  a.h_scale = h.scale;
+  a.h_stride = h.stride;
+  const at::TensorOptions opts = call.x.options();
+  if (with_score) {
+    call.score = at::empty({a.M, a.d}, opts);
+    a.score = call.score.data_ptr();
+  }
+  call.lse = at::empty({a.M}, opts);
+  a.lse = call.lse.data_ptr();
+  return call;
+}
+
+MixtureBackCall prepare_mixture_backward(const at::Tensor& grad, const at::Tensor& x,
+                                         const at::Tensor& centers,
+                                         const std::optional<at::Tensor>& bandwidth,
+                                         double bandwidth_scale,
+                                         const std::optional<at::Tensor>& log_weights,
+                                         const at::Tensor& score, const at::Tensor& lse,
+                                         const char* op) {
+  MixtureBackCall call;
+  call.fwd = prepare_mixture(x, centers, bandwidth, bandwidth_scale, log_weights, false, op);
+  MixtureArgs& a = call.fwd.args;
+  check_like(grad, x, "grad", op);
+  check_like(score, x, "score", op);
+  TORCH_CHECK(lse.dim() == 1 && lse.size(0) == a.M, op, ": lse must have shape [", a.M, "], got ",
+              lse.sizes());
+  TORCH_CHECK(lse.device() == x.device(), op, ": lse must be on ", x.device(), ", got ", lse.device());
+  const at::ScalarType dt = call.fwd.x.scalar_type();
+  call.fwd.score = score.to(dt).contiguous();
+  call.fwd.lse = lse.to(dt).contiguous();
+  a.score = call.fwd.score.data_ptr();
+  a.lse = call.fwd.lse.data_ptr();
+  call.grad = grad.to(dt).contiguous();
+  call.grad_x = at::empty({a.M, a.d}, call.fwd.x.options());
+  call.args.fwd = a;
+  call.args.grad = call.grad.data_ptr();
+  call.args.grad_x = call.grad_x.data_ptr();
+  return call;
+}
+
 at::Tensor RowSumCall::new_sums() const {
   return at::empty({args.rows}, score.options().dtype(opmath_dtype(score)));
 }

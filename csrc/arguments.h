@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "scorekern/args.h"
+#include "scorekern/mixture.h"
 
 namespace scorekern {
 
@@ -92,6 +93,40 @@ RowSumCall prepare_dsm_sums(const at::Tensor& score, const std::optional<at::Ten
 
 RowSumCall prepare_sliced_sums(const at::Tensor& score, const at::Tensor& vjp, const at::Tensor& v,
                                bool variance_reduction, const char* op);
+
+// The mixture scores' arguments (mixture.h) prepared for a kernel: x
+// [M, d] and centres [N, d] in the arithmetic dtype (float32, float64 for
+// float64 data), contiguous; log-weights [N] and bandwidths (one per query
+// or one for all) likewise; the [M, d] score (when asked for) and [M] lse.
+struct MixtureCall {
+  MixtureArgs args{};
+  at::Tensor x, centers, log_weights, bandwidth, score, lse;
+  at::ScalarType out_dtype;  // the score's dtype for the caller: x's
+
+  // The score in x's dtype.
+  at::Tensor score_result() const { return score.defined() ? score.to(out_dtype) : score; }
+};
+
+MixtureCall prepare_mixture(const at::Tensor& x, const at::Tensor& centers,
+                            const std::optional<at::Tensor>& bandwidth, double bandwidth_scale,
+                            const std::optional<at::Tensor>& log_weights, bool with_score,
+                            const char* op);
+
+// The backward: the forward's call with its saved score and lse, the
+// incoming gradient and the [M, d] gradient with respect to x.
+struct MixtureBackCall {
+  MixtureCall fwd;
+  at::Tensor grad, grad_x;
+  MixtureBackArgs args{};
+};
+
+MixtureBackCall prepare_mixture_backward(const at::Tensor& grad, const at::Tensor& x,
+                                         const at::Tensor& centers,
+                                         const std::optional<at::Tensor>& bandwidth,
+                                         double bandwidth_scale,
+                                         const std::optional<at::Tensor>& log_weights,
+                                         const at::Tensor& score, const at::Tensor& lse,
+                                         const char* op);
 
 // The arithmetic dtype of x's kernels: float64 for float64 data, else float32.
 c10::ScalarType opmath_dtype(const at::Tensor& x);

@@ -50,4 +50,18 @@ TORCH_LIBRARY(scorekern, m) {
       "dsm_row_sums(Tensor score, Tensor? p, float p_scale, Tensor? q, float q_scale, "
       "Tensor? noise, int seed, int offset, Tensor? row_ids) -> Tensor");
   m.def("sliced_row_sums(Tensor score, Tensor vjp, Tensor v, bool variance_reduction) -> (Tensor, Tensor)");
+
+  // The score of a mixture of isotropic Gaussians (a kernel density estimate,
+  // the ideal denoiser of a training set): for x [M, d] and centres [N, d],
+  // score = Σ_j softmax_j(ℓ_j − ‖x − μ_j‖²/2h²)(μ_j − x)/h² in x's dtype and
+  // lse = log Σ_j exp(ℓ_j − ‖x − μ_j‖²/2h²) in the arithmetic dtype, h =
+  // bandwidth_scale · bandwidth (one per query, or one for all). The score
+  // is empty unless with_score. The backward applies the score's Jacobian
+  // to grad, from the saved score and lse.
+  m.def(
+      "mixture_score(Tensor x, Tensor centers, Tensor? bandwidth, float bandwidth_scale, "
+      "Tensor? log_weights, bool with_score) -> (Tensor, Tensor)");
+  m.def(
+      "mixture_score_backward(Tensor grad, Tensor x, Tensor centers, Tensor? bandwidth, "
+      "float bandwidth_scale, Tensor? log_weights, Tensor score, Tensor lse) -> Tensor");
 }

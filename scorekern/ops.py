@@ -44,6 +44,8 @@ __all__ = [
     "perturb",
     "dsm_loss",
     "sliced_score_terms",
+    "mixture_score",
+    "mixture_log_prob",
     "draw_seed_offset",
 ]
 
@@ -584,6 +586,100 @@ def sliced_score_terms(score, vjp, v, *, variance_reduction=False):
 
 
 # ---------------------------------------------------------------------------
+# Mixture scores (DESIGN §1, last paragraph)
+
+
+def _check_mixture(x, centers, bandwidth, log_weights):
+    """Checks the arguments; returns (x as [M, d], bandwidth as (values, scale))."""
+    _check_data(x, "x")
+    if not isinstance(centers, torch.Tensor):
+        raise TypeError(f"centers must be a tensor, got {type(centers).__name__}")
+    if centers.dim() != 2 or centers.shape[1] != x.shape[-1]:
+        raise ValueError(f"centers must have shape [N, {x.shape[-1]}] (x's last dimension), got {list(centers.shape)}")
+    if centers.shape[0] == 0:
+        raise ValueError("centers must hold at least one centre")
+    if centers.dtype != x.dtype:
+        raise TypeError(f"centers must have x's dtype {x.dtype}, got {centers.dtype}")
+    if centers.device != x.device:
+        raise ValueError(f"centers must be on x's device {x.device}, got {centers.device}")
+    if log_weights is not None:
+        if not isinstance(log_weights, torch.Tensor) or not log_weights.dtype.is_floating_point:
+            raise TypeError("log_weights must be a floating-point tensor of shape [N]")
+        if log_weights.shape != (centers.shape[0],):
+            raise ValueError(f"log_weights must have shape [{centers.shape[0]}] (one per centre), "
+                             f"got {list(log_weights.shape)}")
+        if log_weights.device != x.device:
+            raise ValueError(f"log_weights must be on x's device {x.device}, got {log_weights.device}")
+    for name, t in (("centers", centers), ("bandwidth", bandwidth), ("log_weights", log_weights)):
+        if isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError(f"scorekern.mixture_score is differentiable with respect to x only; "
+                               f"detach {name} (or compute its gradient with scorekern.reference)")
+    flat = x.reshape(-1, x.shape[-1])
+    if isinstance(bandwidth, torch.Tensor) and bandwidth.numel() > 1:
+        if bandwidth.shape != x.shape[:-1] and bandwidth.shape != (flat.shape[0],):
+            raise ValueError(f"bandwidth must be a float, a 0-d tensor or one value per query "
+                             f"(shape {list(x.shape[:-1])}), got shape {list(bandwidth.shape)}")
+        bandwidth = bandwidth.reshape(-1)
+    values, scale = _coefficient(bandwidth, "bandwidth", flat)
+    if values is None and not scale > 0:
+        raise ValueError(f"bandwidth must be positive, got {scale}")
+    if values is not None and values.device.type == "cpu" and not bool((values > 0).all()):
+        raise ValueError("bandwidth must be positive, got a non-positive entry")
+    return flat, values, scale
+
+
+def _mixture_bandwidth(values, scale):
+    return scale if values is None else values * scale
+
+
+def mixture_score(x, centers, bandwidth, *, log_weights=None):
+    """The score of an isotropic Gaussian mixture, ``∇ₓ log Σⱼ wⱼ N(x; μⱼ, h²I)``.
+
+    ``Σⱼ softmaxⱼ(ℓⱼ − ‖x − μⱼ‖²/2h²)(μⱼ − x)/h²`` for queries ``x``
+    ``[..., d]`` and ``centers`` ``[N, d]``: the score of a Gaussian kernel
+    density estimate with bandwidth ``h``, of a training set convolved with
+    N(0, h²I) (the ideal denoiser), or of a mixture with log-weights ``ℓ``
+    (unnormalised; equal weights when None). ``bandwidth`` is a float, a 0-d
+    tensor or one value per query. Tiled over the centres with an online
+    softmax: memory O((M + N)·d) whatever M·N, finite however far ``x`` is.
+    Differentiable with respect to ``x`` (the Jacobian is
+    ``(Cov_w(μ)/h² − I)/h²``), not with respect to the centres, bandwidth or
+    weights. Returns x's shape and dtype.
+    """
+    flat, values, scale = _check_mixture(x, centers, bandwidth, log_weights)
+    if not _backend.uses_compiled(x.device):
+        return reference.mixture_score(flat, centers, _mixture_bandwidth(values, scale),
+                                       log_weights=log_weights).reshape(x.shape)
+    score, _ = torch.ops.scorekern.mixture_score(flat, centers, values, scale, log_weights, True)
+    return score.reshape(x.shape)
+
+
+def mixture_log_prob(x, centers, bandwidth, *, log_weights=None):
+    """``log Σⱼ wⱼ N(x; μⱼ, h²I)`` per query, normalising constant included.
+
+    The weights are ``softmax(log_weights)`` (equal when None); arguments as
+    :func:`mixture_score`. Returns ``x.shape[:-1]`` in float32 (float64 for
+    float64 data); differentiable with respect to ``x`` (its gradient is the
+    score).
+    """
+    flat, values, scale = _check_mixture(x, centers, bandwidth, log_weights)
+    h = _mixture_bandwidth(values, scale)
+    if not _backend.uses_compiled(x.device):
+        out = reference.mixture_log_prob(flat, centers, h, log_weights=log_weights)
+        return out.reshape(x.shape[:-1])
+    with_score = torch.is_grad_enabled() and x.requires_grad
+    _, lse = torch.ops.scorekern.mixture_score(flat, centers, values, scale, log_weights, with_score)
+    opmath = _opmath(x)
+    if log_weights is None:
+        norm = math.log(centers.shape[0])
+    else:
+        norm = torch.logsumexp(log_weights.to(opmath), 0)
+    log_h2 = torch.log(h.to(opmath)) * 2 if torch.is_tensor(h) else 2 * math.log(h)
+    out = lse - norm - 0.5 * flat.shape[1] * (math.log(2 * math.pi) + log_h2)
+    return out.reshape(x.shape[:-1])
+
+
+# ---------------------------------------------------------------------------
 # Fake kernels and autograd (DESIGN §3). Registered only when the compiled
 # library defined the ops.
 
@@ -634,9 +730,19 @@ def _register() -> None:
         rows = _rows(score)
         return score.new_empty((rows,), dtype=_opmath(score)), score.new_empty((rows,), dtype=_opmath(score))
 
+    @lib.register_fake("scorekern::mixture_score")
+    def _(x, centers, bandwidth, bandwidth_scale, log_weights, with_score):
+        score = torch.empty(x.shape, dtype=x.dtype, device=x.device) if with_score else x.new_empty(0)
+        return score, x.new_empty(x.shape[0], dtype=_opmath(x))
+
+    @lib.register_fake("scorekern::mixture_score_backward")
+    def _(grad, x, centers, bandwidth, bandwidth_scale, log_weights, score, lse):
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
     lib.register_autograd("scorekern::noisy_update", _noisy_update_backward, setup_context=_noisy_update_setup)
     lib.register_autograd("scorekern::dsm_row_sums", _dsm_backward, setup_context=_dsm_setup)
     lib.register_autograd("scorekern::sliced_row_sums", _sliced_backward, setup_context=_sliced_setup)
+    lib.register_autograd("scorekern::mixture_score", _mixture_backward, setup_context=_mixture_setup)
 
 
 def _noisy_update_setup(ctx, inputs, output):
@@ -758,6 +864,32 @@ def _sliced_backward(ctx, grad_first, grad_second):
         grad_v = g0 * vjp + g1 * score if grads[2] else None
     grad_vjp = g0 * v if grads[1] else None
     return grad_score, grad_vjp, grad_v, None
+
+
+def _mixture_setup(ctx, inputs, output):
+    x, centers, bandwidth, bandwidth_scale, log_weights, with_score = inputs
+    score, lse = output
+    ctx.set_materialize_grads(False)  # an unused output's gradient stays None: no pass for it
+    ctx.bandwidth_scale = bandwidth_scale
+    ctx.with_score = with_score
+    ctx.save_for_backward(x, centers, bandwidth, log_weights, score, lse)
+
+
+def _mixture_backward(ctx, grad_score, grad_lse):
+    """x's gradient: the score's Jacobian applied to grad_score (a second
+    pass over the centres with the saved lse), plus grad_lse · score (the
+    gradient of the log-sum-exp is the score)."""
+    x, centers, bandwidth, log_weights, score, lse = ctx.saved_tensors
+    if not ctx.with_score:
+        raise RuntimeError("scorekern: mixture_score was called with with_score=False; its backward needs the score")
+    grad = None
+    if grad_score is not None:
+        grad = torch.ops.scorekern.mixture_score_backward(grad_score.contiguous(), x, centers, bandwidth,
+                                                          ctx.bandwidth_scale, log_weights, score, lse)
+    if grad_lse is not None:
+        term = grad_lse.unsqueeze(1).to(score.dtype) * score
+        grad = term if grad is None else grad + term
+    return grad, None, None, None, None, None
 
 
 if _backend._C is not None:

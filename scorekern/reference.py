@@ -29,6 +29,8 @@ __all__ = [
     "perturb",
     "dsm_loss",
     "sliced_score_terms",
+    "mixture_score",
+    "mixture_log_prob",
 ]
 
 _MASK32 = 0xFFFFFFFF
@@ -206,3 +208,27 @@ def sliced_score_terms(score, vjp, v, *, variance_reduction=False):
     if variance_reduction:
         return first + 0.5 * (s * s).sum(1)
     return first + 0.5 * (v * s).sum(1) ** 2
+
+
+def _mixture_logits(x, centers, bandwidth, log_weights):
+    """The [M, N] logits ℓ_j − ‖x − μ_j‖²/2h² and h² as [M, 1] (or a float)."""
+    h2 = bandwidth.reshape(-1, 1).square() if torch.is_tensor(bandwidth) else bandwidth**2
+    sq = torch.cdist(x, centers, compute_mode="donot_use_mm_for_euclid_dist").square()
+    logits = -sq / (2 * h2)
+    if log_weights is not None:
+        logits = logits + log_weights
+    return logits, h2
+
+
+def mixture_score(x, centers, bandwidth, *, log_weights=None):
+    """∇ log of an isotropic Gaussian mixture at x [M, d]: cdist, softmax, matmul ([M, N] in memory)."""
+    logits, h2 = _mixture_logits(x, centers, bandwidth, log_weights)
+    return (torch.softmax(logits, dim=1) @ centers - x) / h2
+
+
+def mixture_log_prob(x, centers, bandwidth, *, log_weights=None):
+    """log Σ_j w_j N(x; μ_j, h²I) with w = softmax(log_weights) (equal weights when None)."""
+    logits, h2 = _mixture_logits(x, centers, bandwidth, log_weights)
+    norm = math.log(centers.shape[0]) if log_weights is None else torch.logsumexp(log_weights, 0)
+    log_h2 = torch.log(h2).reshape(-1) if torch.is_tensor(h2) else math.log(h2)
+    return torch.logsumexp(logits, dim=1) - norm - 0.5 * x.shape[1] * (math.log(2 * math.pi) + log_h2)

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "../scorekern/args.h"
+#include "../scorekern/mixture.h"
 
 namespace scorekern {
 namespace cpu {
@@ -70,6 +71,27 @@ struct SumSquaresArgs {
   double* noise_ss;
 };
 
+// The mixture scores' expanded form (mixture_impl.h) on one tile of `rows`
+// queries × `cols` centres: s (and gs) [rows, lds] with lds ≥ cols rounded up
+// to 8; per-centre ‖μ‖²/2 and log-weights (or null), per-row 1/h², and per-row
+// state m, l, factor (the backward reads its shifted lse from m and m·g from
+// l, and adds its row sums to factor).
+struct MixtureTile {
+  bool float64;
+  int64_t rows, cols, lds;
+  void* s;
+  void* gs;
+  const void* half_norm;
+  const void* log_weights;
+  const void* inv_h2;
+  void* m;
+  void* l;
+  void* factor;
+};
+
+// The exact form's largest dimension; larger ones take the expanded form.
+constexpr int64_t kMixtureDirectMaxDim = 8;
+
 struct Kernels {
   const char* name;
   void (*fill_noise)(DType dtype, const Plan& plan, void* out, NoiseKind kind,
@@ -81,6 +103,15 @@ struct Kernels {
   // per (row, column tile) like sum_squares.
   void (*row_sums)(const RowSumArgs& args, const Plan& plan, double* sums0, double* sums1,
                    int64_t tile_begin, int64_t tile_end);
+  // Mixture scores, exact form (d ≤ kMixtureDirectMaxDim): queries [q0, q1),
+  // centres transposed to [d, n_pad] (n_pad: N rounded up to 8, zero padded).
+  void (*mixture_direct)(const MixtureArgs& args, const void* centers_t, int64_t n_pad, int64_t q0,
+                         int64_t q1);
+  void (*mixture_direct_backward)(const MixtureBackArgs& args, const void* centers_t, int64_t n_pad,
+                                  int64_t q0, int64_t q1);
+  // Mixture scores, expanded form: one tile (MixtureTile).
+  void (*mixture_tile_softmax)(const MixtureTile& tile);
+  void (*mixture_tile_backward)(const MixtureTile& tile);
 };
 
 // The instruction sets compiled into this build, best first, and the one in use.

@@ -444,6 +444,11 @@ void row_sums_impl(const RowSumArgs& args, const Plan& plan, double* sums0, doub
 }
 
 // ---------------------------------------------------------------------------
+// The mixture scores.
+
+#include "mixture_impl.h"
+
+// ---------------------------------------------------------------------------
 // Entry points: one switch on the dtype each.
 
 #define SK_CPU_DISPATCH(dtype, FN, ...)                          \
@@ -486,7 +491,9 @@ const Kernels& table();
   namespace cpu {                                                                     \
   namespace SK_CPU_NS {                                                               \
   const Kernels& table() {                                                            \
-    static const Kernels k{NAME, &fill_noise, &update, &sum_squares, &row_sums};      \
+    static const Kernels k{NAME,        &fill_noise,           &update,              \
+                          &sum_squares, &row_sums,             &mixture_direct,      \
+                          &mixture_direct_backward, &mixture_tile_softmax, &mixture_tile_backward}; \
     return k;                                                                         \
   }                                                                                   \
   }                                                                                   \
