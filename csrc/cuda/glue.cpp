@@ -141,6 +141,39 @@ std::tuple<at::Tensor, at::Tensor> sliced_row_sums_cuda(const at::Tensor& score,
   return {first, second};
 }
 
+void check_mixture_dim(int64_t d, const char* op) {
+  TORCH_CHECK(d <= cuda::mixture_max_dim(), op, ": on CUDA the rows may have at most ",
+              cuda::mixture_max_dim(), " coordinates so far, got ", d);
+}
+
+std::tuple<at::Tensor, at::Tensor> mixture_score_cuda(const at::Tensor& x, const at::Tensor& centers,
+                                                      const std::optional<at::Tensor>& bandwidth,
+                                                      double bandwidth_scale,
+                                                      const std::optional<at::Tensor>& log_weights,
+                                                      bool with_score) {
+  constexpr const char* op = "mixture_score";
+  const c10::cuda::CUDAGuard guard(x.device());
+  MixtureCall call = prepare_mixture(x, centers, bandwidth, bandwidth_scale, log_weights, with_score, op);
+  check_mixture_dim(call.args.d, op);
+  MixtureBackArgs args{};
+  args.fwd = call.args;
+  C10_CUDA_CHECK(cuda::launch_mixture(args, false, current_stream()));
+  return {call.score_result(), call.lse};
+}
+
+at::Tensor mixture_score_backward_cuda(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& centers,
+                                       const std::optional<at::Tensor>& bandwidth, double bandwidth_scale,
+                                       const std::optional<at::Tensor>& log_weights, const at::Tensor& score,
+                                       const at::Tensor& lse) {
+  constexpr const char* op = "mixture_score_backward";
+  const c10::cuda::CUDAGuard guard(x.device());
+  MixtureBackCall call =
+      prepare_mixture_backward(grad, x, centers, bandwidth, bandwidth_scale, log_weights, score, lse, op);
+  check_mixture_dim(call.fwd.args.d, op);
+  C10_CUDA_CHECK(cuda::launch_mixture(call.args, true, current_stream()));
+  return call.grad_x.to(call.fwd.out_dtype);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(scorekern, CUDA, m) {
@@ -153,6 +186,8 @@ TORCH_LIBRARY_IMPL(scorekern, CUDA, m) {
   m.impl("snr_langevin_step_out", &snr_langevin_step_out_cuda);
   m.impl("dsm_row_sums", &dsm_row_sums_cuda);
   m.impl("sliced_row_sums", &sliced_row_sums_cuda);
+  m.impl("mixture_score", &mixture_score_cuda);
+  m.impl("mixture_score_backward", &mixture_score_backward_cuda);
 }
 
 }  // namespace scorekern

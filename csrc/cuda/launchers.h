@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "../scorekern/args.h"
+#include "../scorekern/mixture.h"
 
 namespace scorekern {
 namespace cuda {
@@ -44,6 +45,12 @@ cudaError_t launch_snr_langevin_step(const SnrArgs& args, void* workspace, cudaS
 size_t row_sums_workspace_bytes(int64_t rows, int64_t cols);
 cudaError_t launch_row_sums(const RowSumArgs& args, void* workspace, void* out0, void* out1,
                             cudaStream_t stream);
+
+// The mixture scores (mixture.h): the forward writes args.fwd.score (when
+// set) and args.fwd.lse; the backward reads them and the gradient and writes
+// args.grad_x. d may be at most mixture_max_dim().
+int64_t mixture_max_dim();
+cudaError_t launch_mixture(const MixtureBackArgs& args, bool backward, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace scorekern
