@@ -246,6 +246,10 @@ MixtureCall prepare_mixture(const at::Tensor& x, const at::Tensor& centers,
   return call;
 }
 
+at::Tensor MixtureCall::score_result() const {
+  return score.defined() ? score.to(out_dtype) : at::empty({0}, lse.options().dtype(out_dtype));
+}
+
 MixtureBackCall prepare_mixture_backward(const at::Tensor& grad, const at::Tensor& x,
                                          const at::Tensor& centers,
                                          const std::optional<at::Tensor>& bandwidth,

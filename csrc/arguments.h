@@ -103,8 +103,8 @@ struct MixtureCall {
   at::Tensor x, centers, log_weights, bandwidth, score, lse;
   at::ScalarType out_dtype;  // the score's dtype for the caller: x's
 
-  // The score in x's dtype.
-  at::Tensor score_result() const { return score.defined() ? score.to(out_dtype) : score; }
+  // The score in x's dtype (empty when not asked for).
+  at::Tensor score_result() const;
 };
 
 MixtureCall prepare_mixture(const at::Tensor& x, const at::Tensor& centers,

@@ -648,8 +648,9 @@ def mixture_score(x, centers, bandwidth, *, log_weights=None):
     """
     flat, values, scale = _check_mixture(x, centers, bandwidth, log_weights)
     if not _backend.uses_compiled(x.device):
+        lw = None if log_weights is None else log_weights.to(x.dtype)
         return reference.mixture_score(flat, centers, _mixture_bandwidth(values, scale),
-                                       log_weights=log_weights).reshape(x.shape)
+                                       log_weights=lw).reshape(x.shape)
     score, _ = torch.ops.scorekern.mixture_score(flat, centers, values, scale, log_weights, True)
     return score.reshape(x.shape)
 
@@ -665,7 +666,8 @@ def mixture_log_prob(x, centers, bandwidth, *, log_weights=None):
     flat, values, scale = _check_mixture(x, centers, bandwidth, log_weights)
     h = _mixture_bandwidth(values, scale)
     if not _backend.uses_compiled(x.device):
-        out = reference.mixture_log_prob(flat, centers, h, log_weights=log_weights)
+        lw = None if log_weights is None else log_weights.to(x.dtype)
+        out = reference.mixture_log_prob(flat, centers, h, log_weights=lw)
         return out.reshape(x.shape[:-1])
     with_score = torch.is_grad_enabled() and x.requires_grad
     _, lse = torch.ops.scorekern.mixture_score(flat, centers, values, scale, log_weights, with_score)
