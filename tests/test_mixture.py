@@ -326,4 +326,4 @@ def test_gmm_on_the_twin_path_with_float32_data():
     with scorekern.use_backend("torch"):
         twin = scores.gmm(MEANS, WEIGHTS, 0.5)(x, 0.3)
     assert twin.dtype == torch.float32
-    torch.testing.assert_close(fused, twin)
+    torch.testing.assert_close(fused, twin, rtol=1e-4, atol=1e-4)  # float32, summed in another order
