@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from scorekern import bench
+from scorekern import bench, ops
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CASES = [(op, shape, per_row) for shape, per_row in bench.shapes(DEVICE, quick=False) for op in bench.OPS]
@@ -62,3 +62,21 @@ def test_copy(benchmark, shape):
     dst = torch.empty_like(src)
     benchmark.extra_info.update(device=DEVICE, bytes_per_element=8, numel=src.numel())
     benchmark(lambda: (dst.copy_(src), _sync()))
+
+
+MIXTURE_IMPLS = {
+    "fused": lambda x, c, h: ops.mixture_score(x, c, h),
+    "naive twin": bench._naive_mixture_score,
+    "sdpa trick": bench.sdpa_mixture_score,
+}
+
+
+@pytest.mark.parametrize("impl", sorted(MIXTURE_IMPLS))
+@pytest.mark.parametrize("d", [2, 64])
+def test_mixture_score(benchmark, d, impl):
+    gen = torch.Generator(device=DEVICE).manual_seed(d)
+    x = torch.randn(4096, d, generator=gen, device=DEVICE)
+    centers = torch.randn(16384, d, generator=gen, device=DEVICE)
+    fn = MIXTURE_IMPLS[impl]
+    benchmark.extra_info.update(device=DEVICE, flops=4 * 4096 * 16384 * d)
+    benchmark(lambda: (fn(x, centers, 1.0), _sync()))

@@ -181,9 +181,9 @@ def run(device: str | None = None, quick: bool = False, ops_filter=None, compile
     repeat = 3 if quick else (20 if device == "cuda" else 9)
     compile_baseline = compile_baseline and not quick
     names = [op for op in OPS if not ops_filter or op in ops_filter]
-    unknown = set(ops_filter or ()) - set(OPS) - {"losses"}
+    unknown = set(ops_filter or ()) - set(OPS) - {"losses", "mixture"}
     if unknown:
-        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS)}, losses")
+        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS)}, losses, mixture")
     meta = environment(device)
     log(f"scorekern {__version__} bench on {meta['device']} | torch {meta['torch']} | "
         f"{meta['threads']} threads | CPU kernels {meta['cpu_capability']} | {meta['date']}")
@@ -352,6 +352,101 @@ def run_losses(device: str | None = None, quick: bool = False, compile_baseline:
 
 
 # ---------------------------------------------------------------------------
+# Mixture scores: the fused tiled kernel against the naive twin (an [M, N]
+# matrix), torch.compile of it, and scaled_dot_product_attention with the
+# augmentation trick.
+
+
+def sdpa_mixture_score(x, centers, h):
+    """The mixture score as attention: q = [x, 1], k = [μ, −‖μ‖²/2], v = [μ, 0],
+    scale 1/h²: softmax(q·kᵀ/h²) = softmax(−‖x − μ‖²/2h²) (the ‖x‖² term cancels)."""
+    m, d = x.shape
+    ones = torch.ones(m, 1, dtype=x.dtype, device=x.device)
+    q = torch.cat([x, ones], 1)[None, None]
+    k = torch.cat([centers, -0.5 * centers.square().sum(1, keepdim=True)], 1)[None, None]
+    v = torch.cat([centers, torch.zeros_like(centers[:, :1])], 1)[None, None]
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0 / h**2)[0, 0, :, :d]
+    return (out - x) / h**2
+
+
+def _naive_mixture_score(x, centers, h):
+    """The naive twin as users write it: cdist, softmax, matmul."""
+    w = torch.softmax(-torch.cdist(x, centers).square() / (2 * h * h), dim=1)
+    return (w @ centers - x) / (h * h)
+
+
+def _peak_bytes(fn, device) -> int:
+    """Peak memory allocated while fn runs, above what was allocated before:
+    torch.cuda's counter on a GPU, the profiler's allocation events on the CPU."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
+    level = peak = 0
+    for e in events:
+        level += e.cpu_memory_usage
+        peak = max(peak, level)
+    return peak
+
+
+def run_mixture(device: str | None = None, quick: bool = False, compile_baseline: bool = True,
+                log=print) -> list[dict]:
+    """mixture_score at M = 4096 queries, N = 16384 centres, d = 2 and 64,
+    float32, bandwidth 1: time and peak memory of each implementation."""
+    from . import ops
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    repeat = 2 if quick else (20 if device == "cuda" else 5)
+    m, n = (512, 2048) if quick else (4096, 16384)
+    compile_baseline = compile_baseline and not quick
+    log(f"{'mixture_score':<18} {'M, N, d':<18} {'impl':<16} {'ms':>9} {'GFLOP/s':>8} {'peak MiB':>9} {'x naive':>8}")
+    records = []
+    for d in (2, 64):
+        gen = torch.Generator(device=device).manual_seed(d)
+        x = torch.randn(m, d, generator=gen, device=device)
+        centers = torch.randn(n, d, generator=gen, device=device)
+        h = 1.0
+        impls = {
+            "fused": lambda: ops.mixture_score(x, centers, h),
+            "naive twin": lambda: _naive_mixture_score(x, centers, h),
+            "sdpa trick": lambda: sdpa_mixture_score(x, centers, h),
+        }
+        if compile_baseline:
+            impls["compiled twin"] = torch.compile(lambda: _naive_mixture_score(x, centers, h))
+        rows = []
+        for impl, fn in impls.items():
+            extra = {}
+            if impl == "compiled twin":
+                t0 = time.perf_counter()
+                fn()
+                _sync(device)
+                extra["compile_s"] = round(time.perf_counter() - t0, 2)
+            ms = time_ms(fn, device, repeat, warmup=1)
+            # The profiler does not see the allocations of torch.compile's
+            # generated CPU code, so its peak is reported on the GPU only.
+            peak = None if impl == "compiled twin" and device == "cpu" else _peak_bytes(fn, device)
+            flops = 4.0 * m * n * d  # the two products x·μ and Σ p·μ
+            rows.append(dict(op="mixture_score", shape=[m, n, d], dtype="float32", impl=impl, ms=round(ms, 3),
+                             gflops=round(flops / ms / 1e6, 1), peak_bytes=peak, **extra))
+        naive = next(r["ms"] for r in rows if r["impl"] == "naive twin")
+        for rec in rows:
+            rec["speedup_vs_naive"] = round(naive / rec["ms"], 2)
+            peak = "n/a" if rec["peak_bytes"] is None else f"{rec['peak_bytes'] / 2**20:.1f}"
+            log(f"{'mixture_score':<18} {str([m, n, d]):<18} {rec['impl']:<16} {rec['ms']:9.2f} {rec['gflops']:8.1f} "
+                f"{peak:>9} {rec['speedup_vs_naive']:8.2f}")
+        records += rows
+    return records
+
+
+# ---------------------------------------------------------------------------
 # Samplers: a whole predictor–corrector run, fused against the twin path.
 
 
@@ -445,6 +540,8 @@ def main(device=None, quick=False, json_path=None, ops=None, compile_baseline=Tr
     result = run(device=device, quick=quick, ops_filter=ops, compile_baseline=compile_baseline)
     if not ops or "losses" in ops:
         result["losses"] = run_losses(device=device, quick=quick, compile_baseline=compile_baseline)
+    if not ops or "mixture" in ops:
+        result["mixture"] = run_mixture(device=device, quick=quick, compile_baseline=compile_baseline)
     if samplers and not ops:
         result["samplers"] = run_samplers(device=device, quick=quick)
     if json_path:

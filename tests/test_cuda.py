@@ -218,3 +218,30 @@ def test_dsm_training_step_does_not_synchronise():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert weight.grad is not None
+
+
+@pytest.mark.parametrize("d", [2, 7, 64, 130])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mixture_score_equals_the_cpu(d, dtype):
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(300, d, generator=g, dtype=dtype) * 2
+    centers = torch.randn(1037, d, generator=g, dtype=dtype)
+    lw = torch.randn(1037, generator=g, dtype=dtype)
+    h = torch.rand(300, generator=g, dtype=dtype) + 0.4
+    grad = torch.randn(300, d, generator=g, dtype=dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    results = []
+    for device in ("cpu", "cuda"):
+        xd = x.to(device).requires_grad_(True)
+        score = ops.mixture_score(xd, centers.to(device), h.to(device), log_weights=lw.to(device))
+        (gx,) = torch.autograd.grad(score, xd, grad.to(device))
+        lp = ops.mixture_log_prob(x.to(device), centers.to(device), h.to(device), log_weights=lw.to(device))
+        results.append([t.detach().cpu() for t in (score, gx, lp)])
+    for cpu, cuda in zip(*results):
+        torch.testing.assert_close(cuda, cpu, **tol)
+
+
+def test_mixture_score_on_cuda_rejects_too_many_coordinates():
+    x = torch.randn(3, 600, device="cuda")
+    with pytest.raises(RuntimeError, match="at most 512 coordinates"):
+        ops.mixture_score(x, torch.randn(5, 600, device="cuda"), 1.0)
