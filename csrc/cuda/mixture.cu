@@ -87,10 +87,8 @@ __global__ void __launch_bounds__(kThreads) mixture_small_kernel(MixtureBackArgs
 #pragma unroll
         for (int k = 0; k < D; ++k) acc[k] += wug * u[k];
       } else {
-        const O factor = st.rescale(logit);
-        if (st.m == -INFINITY) continue;
-        const O p = exp_nonpositive(logit - st.m);
-        st.l += p;
+        O factor;
+        const O p = st.add_one(logit, factor);
 #pragma unroll
         for (int k = 0; k < D; ++k) acc[k] = acc[k] * factor + p * diff[k];
       }
@@ -160,10 +158,8 @@ __global__ void __launch_bounds__(kThreads) mixture_warp_kernel(MixtureBackArgs 
 #pragma unroll
       for (int i = 0; i < kPer; ++i) acc[i] += wug * u[i];
     } else {
-      const O factor = st.rescale(logit);
-      if (st.m == -INFINITY) continue;
-      const O p = exp_nonpositive(logit - st.m);
-      st.l += p;
+      O factor;
+      const O p = st.add_one(logit, factor);
 #pragma unroll
       for (int i = 0; i < kPer; ++i) acc[i] = acc[i] * factor + p * diff[i];
     }

@@ -98,6 +98,17 @@ struct OnlineSoftmax {
     l *= factor;
     return factor;
   }
+  // One centre at a time (the GPU kernels): moves the maximum, adds the
+  // centre's p = e^(logit − m) to the sum and returns it with the factor for
+  // the accumulator, acc = acc·factor + p·value; p = 0 while every logit so
+  // far is −∞.
+  SK_HD SK_INLINE T add_one(T logit, T& factor) {
+    factor = rescale(logit);
+    if (m == -INFINITY) return T(0);
+    const T p = exp_nonpositive(logit - m);
+    l += p;
+    return p;
+  }
   // log Σ e^logit, given the shift that the expanded form added (0 for exact).
   SK_HD SK_INLINE T lse(T shift) const { return m + log(l) - shift; }
 };
