@@ -137,6 +137,12 @@ class VESDE(SDE):
     def std(self, t):
         return self.sigma(t)
 
+    def time_of_sigma(self, sigma):
+        """The inverse of σ(t): t = ln(σ/σ_min)/ln(σ_max/σ_min), for a network
+        trained on t and used at a noise level (annealed Langevin)."""
+        sigma = torch.as_tensor(sigma)
+        return torch.log(sigma / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
+
     def sde(self, x, t):
         t = _as_time(t, x)
         return torch.zeros_like(x), self.diffusion(t)
