@@ -11,6 +11,7 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -18,6 +19,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -375,6 +377,23 @@ def _naive_mixture_score(x, centers, h):
     return (w @ centers - x) / (h * h)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 while the profiler runs: its C++ side prints
+    a line as it starts and stops, which would break the table. (Python
+    exceptions still reach the caller; they are printed after it.)"""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _peak_bytes(fn, device) -> int:
     """Peak memory allocated while fn runs, above what was allocated before:
     torch.cuda's counter on a GPU, the profiler's allocation events on the CPU."""
@@ -387,7 +406,7 @@ def _peak_bytes(fn, device) -> int:
         return torch.cuda.max_memory_allocated() - base
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
     level = peak = 0
