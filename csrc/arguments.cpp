@@ -305,6 +305,44 @@ UpdateOutputs new_update_outputs(const at::Tensor& x, bool return_mean) {
                        return_mean};
 }
 
+UpdateCall prepare_masked_update(
+    const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
+    const std::optional<at::Tensor>& a, double a_scale, const std::optional<at::Tensor>& b, double b_scale,
+    const std::optional<at::Tensor>& c, double c_scale, const std::optional<at::Tensor>& mu, double mu_scale,
+    const std::optional<at::Tensor>& sigma, double sigma_scale, const std::optional<at::Tensor>& noise,
+    const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset, int64_t observed_offset,
+    const std::optional<at::Tensor>& row_ids, const at::Tensor& out, const std::optional<at::Tensor>& mean_out,
+    const char* op) {
+  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  const int64_t rows = call.args.rows;
+  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
+  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
+  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
+  check_like(y, x, "y", op);
+  check_like(mask, x, "mask", op);
+  if (observed_noise.has_value()) check_like(*observed_noise, x, "observed_noise", op);
+  for (const at::Tensor* t : {&y, &mask}) {
+    at::assert_no_overlap(out, *t);
+    if (mean_out.has_value()) at::assert_no_overlap(*mean_out, *t);
+  }
+  if (observed_noise.has_value()) {
+    at::assert_no_overlap(out, *observed_noise);
+    if (mean_out.has_value()) at::assert_no_overlap(*mean_out, *observed_noise);
+  }
+  call.y = y.contiguous();
+  call.mask = mask.contiguous();
+  if (observed_noise.has_value()) call.observed_noise = observed_noise->contiguous();
+  Replacement& r = call.args.replace;
+  r.y = call.y.data_ptr();
+  r.mask = call.mask.data_ptr();
+  r.mu = checked_coef(mu, mu_scale, x, rows, "mu", op);
+  r.sigma = checked_coef(sigma, sigma_scale, x, rows, "sigma", op);
+  r.noise.tensor = call.observed_noise.defined() ? call.observed_noise.data_ptr() : nullptr;
+  r.noise.row_ids = call.args.noise.row_ids;
+  r.noise.pos = stream_pos(seed, observed_offset);
+  return call;
+}
+
 void UpdateCall::finish() {
   if (out_target.defined()) out_target.copy_(out);
   if (mean_target.defined()) mean_target.copy_(mean);

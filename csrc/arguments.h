@@ -38,6 +38,7 @@ const int64_t* checked_row_ids(const std::optional<at::Tensor>& row_ids, const a
 struct UpdateCall {
   UpdateArgs args{};
   at::Tensor x, score, noise, out, mean, row_ids;
+  at::Tensor y, mask, observed_noise;  // masked updates only
   at::Tensor out_target, mean_target;  // set when a temporary stands in for them
 
   void finish();
@@ -49,6 +50,19 @@ UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
                           const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
                           const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
                           const std::optional<at::Tensor>& mean_out, const char* op);
+
+// The masked update of inpainting, checked and prepared as prepare_update
+// does, plus y, mask and the observed part's noise (x's shape, dtype and
+// device, apart from the outputs) and all five coefficients; z₁ comes from
+// (seed, observed_offset) with the update's row ids.
+UpdateCall prepare_masked_update(
+    const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
+    const std::optional<at::Tensor>& a, double a_scale, const std::optional<at::Tensor>& b, double b_scale,
+    const std::optional<at::Tensor>& c, double c_scale, const std::optional<at::Tensor>& mu, double mu_scale,
+    const std::optional<at::Tensor>& sigma, double sigma_scale, const std::optional<at::Tensor>& noise,
+    const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset, int64_t observed_offset,
+    const std::optional<at::Tensor>& row_ids, const at::Tensor& out, const std::optional<at::Tensor>& mean_out,
+    const char* op);
 
 // A coefficient `scale · values`: values, when given, are the arithmetic
 // dtype of x (float32, or float64 for float64 data), contiguous, on x's

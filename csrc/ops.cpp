@@ -30,6 +30,21 @@ TORCH_LIBRARY(scorekern, m) {
       "float b_scale, Tensor? c, float c_scale, Tensor? noise, int seed, int offset, "
       "Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
 
+  // Inpainting's masked update: x' = mask·(μ·y + σ·z₁) + (1 − mask)·(a·x +
+  // b·score + c·z₂), the mean likewise without the noise. z₂ is the update's
+  // noise (noise, or the stream at offset), z₁ the observed part's
+  // (observed_noise, or the stream at observed_offset); the same row ids.
+  m.def(
+      "masked_update(Tensor x, Tensor score, Tensor y, Tensor mask, Tensor? a, float a_scale, "
+      "Tensor? b, float b_scale, Tensor? c, float c_scale, Tensor? mu, float mu_scale, "
+      "Tensor? sigma, float sigma_scale, Tensor? noise, Tensor? observed_noise, int seed, "
+      "int offset, int observed_offset, Tensor? row_ids, bool return_mean) -> (Tensor, Tensor)");
+  m.def(
+      "masked_update_out(Tensor x, Tensor score, Tensor y, Tensor mask, Tensor? a, float a_scale, "
+      "Tensor? b, float b_scale, Tensor? c, float c_scale, Tensor? mu, float mu_scale, "
+      "Tensor? sigma, float sigma_scale, Tensor? noise, Tensor? observed_noise, int seed, "
+      "int offset, int observed_offset, Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
+
   // The signal-to-noise Langevin corrector: ε = 2α(snr·‖z‖/‖score‖)², with the
   // norms per row or (batch_norms) their batch means; x' = x + ε·score + √(2ε)·z.
   m.def(

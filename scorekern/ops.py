@@ -40,6 +40,7 @@ __all__ = [
     "noisy_update_",
     "langevin_step",
     "snr_langevin_step",
+    "masked_update",
     "Noise",
     "perturb",
     "dsm_loss",
@@ -407,6 +408,61 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     return _call("snr_langevin_step", args, x, out, return_mean)
 
 
+def _like_x(t, x, name):
+    """y or mask as a tensor of x's shape and dtype: broadcast (and then
+    copied by the kernel's glue) and converted as needed."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+    if t.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}, got {t.device}")
+    if t.dtype != x.dtype:
+        if not (t.dtype.is_floating_point or t.dtype == torch.bool):
+            raise TypeError(f"{name} must be a floating-point or bool tensor, got {t.dtype}")
+        t = t.to(x.dtype)
+    if t.shape != x.shape:
+        try:
+            t = t.expand(x.shape)
+        except RuntimeError:
+            raise ValueError(f"{name} of shape {list(t.shape)} does not broadcast to x's shape {list(x.shape)}") from None
+    return t
+
+
+def masked_update(x, score, y, mask, a, b, c, mu, sigma, *, noise=None, observed_noise=None, generator=None,
+                  row_ids=None, out=None, return_mean=False):
+    """Inpainting's step in one pass (Lugmayr et al. 2022; score_sde's inpainter):
+
+    ``mask·(μ·y + σ·z₁) + (1 − mask)·(a·x + b·score + c·z₂)``: the observed
+    entries (``mask`` 1) take the observation ``y`` noised to the step's time,
+    the others the sampler's update. ``mean`` (``return_mean=True``) is the
+    same without noise, ``mask·μ·y + (1 − mask)·(a·x + b·score)``; with
+    ``mask`` 1 and ``μ = 1`` it holds ``y`` exactly. ``y`` and ``mask``
+    (bool or float, values in [0, 1]) broadcast to ``x``'s shape; ``a``,
+    ``b``, ``c``, ``mu``, ``sigma`` are floats, 0-d or ``[B]`` tensors (``c``,
+    ``sigma`` ≥ 0). ``z₂`` is drawn (or taken from ``noise``) first, then
+    ``z₁`` (or ``observed_noise``), with the same ``row_ids``. Not
+    differentiable (a sampler step).
+    """
+    row_ids = _check_update(x, score, noise, row_ids, out)
+    y, mask = _like_x(y, x, "y"), _like_x(mask, x, "mask")
+    if observed_noise is not None:
+        _check_like(observed_noise, x, "observed_noise")
+    coefs = (_coefficient(a, "a", x), _coefficient(b, "b", x), _coefficient(c, "c", x, nonnegative=True),
+             _coefficient(mu, "mu", x), _coefficient(sigma, "sigma", x, nonnegative=True))
+    _check_no_grad("masked_update", x, score, y, mask, noise, observed_noise, *(v for v, _ in coefs))
+    if not _backend.uses_compiled(x.device):
+        return reference.masked_update(x, score, y, mask, a, b, c, mu, sigma, noise=noise,
+                                       observed_noise=observed_noise, generator=generator, row_ids=row_ids,
+                                       out=out, return_mean=return_mean)
+    seed = offset = observed_offset = 0
+    if noise is None:
+        seed, offset = _stream(x, generator)
+    if observed_noise is None:
+        seed, observed_offset = _stream(x, generator)
+    flat = tuple(item for pair in coefs for item in pair)
+    args = (x, score, y, mask, *flat, noise, observed_noise, seed, offset, observed_offset, row_ids)
+    return _call("masked_update", args, x, out, return_mean)
+
+
 # ---------------------------------------------------------------------------
 # Training losses: perturbation and denoising score matching with the noise
 # regenerated from the stream, and the sums of sliced score matching.
@@ -721,6 +777,16 @@ def _register() -> None:
 
     @lib.register_fake("scorekern::snr_langevin_step_out")
     def _(x, score, snr, alpha, alpha_scale, batch_norms, noise, seed, offset, row_ids, out, mean_out):
+        return None
+
+    @lib.register_fake("scorekern::masked_update")
+    def _(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale, sigma, sigma_scale, noise,
+          observed_noise, seed, offset, observed_offset, row_ids, return_mean):
+        return _update_outputs(x, return_mean)
+
+    @lib.register_fake("scorekern::masked_update_out")
+    def _(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale, sigma, sigma_scale, noise,
+          observed_noise, seed, offset, observed_offset, row_ids, out, mean_out):
         return None
 
     @lib.register_fake("scorekern::dsm_row_sums")

@@ -167,6 +167,22 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     return _result(new, mean, out, return_mean)
 
 
+def masked_update(x, score, y, mask, a, b, c, mu, sigma, *, noise=None, observed_noise=None, generator=None,
+                  row_ids=None, out=None, return_mean=False):
+    # Inpainting (score_sde's inpaint_update_fn, RePaint): the observed part
+    # takes the data noised to the step's time, the rest the update.
+    if noise is None:
+        noise = randn_like(x, generator=generator, row_ids=row_ids)
+    if observed_noise is None:
+        observed_noise = randn_like(x, generator=generator, row_ids=row_ids)
+    a, b, c, mu, sigma = (_per_row(v, x) for v in (a, b, c, mu, sigma))
+    kept = a * x + b * score
+    data = mu * y
+    mean = mask * data + (1 - mask) * kept
+    new = mask * (data + sigma * observed_noise) + (1 - mask) * (kept + c * noise)
+    return _result(new, mean, out, return_mean)
+
+
 def _opmath(x):
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 

@@ -55,6 +55,7 @@ __all__ = [
     "pc_sampler",
     "ode_sampler",
     "ancestral",
+    "inpaint",
     "PREDICTORS",
     "CORRECTORS",
 ]
@@ -404,3 +405,81 @@ def annealed_langevin(score_fn: Callable, x: torch.Tensor, sigmas, *, step_lr: f
     if denoise:
         x = ops.noisy_update(x, score_fn(x, levels[-1].expand(batch)), 1.0, sigmas[-1] ** 2, 0.0)
     return loop.result(x)
+
+
+@torch.no_grad()
+def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: int = 1,
+            predictor="reverse_diffusion", corrector=None, snr: float = 0.16, n_corrector_steps: int = 1,
+            norms: str = "batch", eps: float = 1e-3, generator=None, row_ids=None, progress: bool = True,
+            callback: Callable | None = None, return_steps: Iterable[int] | None = None):
+    """Conditional sampling by replacement (score_sde's inpainter), with
+    RePaint's resampling (Lugmayr et al. 2022).
+
+    ``y`` holds the observations (its shape is the samples' shape; the
+    unobserved entries' values are ignored), ``mask`` (bool or float,
+    broadcast to ``y``) is 1 where observed. From the prior at T to ``eps``
+    over N steps: at each time the corrector (optional, unconditioned),
+    then the predictor's update fused with the replacement of the observed
+    entries by ``y`` noised to the next time, ``μ(t')·y + σ(t')·z``
+    (:func:`scorekern.ops.masked_update`, one kernel). With ``resample = r >
+    1`` each step is made r times: after each but the last, the whole sample
+    is noised back to the step's time by the forward SDE's transition,
+    ``x ← (μ(t)/μ(t'))·x + √(σ(t)² − (μ(t)/μ(t'))²σ(t')²)·z``, so that the
+    unobserved part is harmonised with the observations (one fused kernel).
+    The last step's "next time" is the data itself (μ = 1, σ = 0), and the
+    result is that step's mean: the observed entries equal ``y`` exactly.
+    Other arguments as in :func:`pc_sampler`; ``callback`` and
+    ``return_steps`` count the N steps (after their last repetition).
+    """
+    _check_score_fn(score_fn)
+    if not isinstance(y, torch.Tensor) or not y.dtype.is_floating_point or y.dim() < 1:
+        raise TypeError("y must be a floating-point tensor [B, ...]")
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise ValueError(f"resample must be a positive int, got {resample!r}")
+    if predictor is None:
+        raise ValueError("inpaint needs a predictor: the replacement is fused into its update")
+    if corrector is not None and corrector not in CORRECTORS:
+        raise ValueError(f"corrector must be one of {', '.join(map(repr, CORRECTORS))} or None, got {corrector!r}")
+    if not 0 <= eps < sde.T:
+        raise ValueError(f"eps must lie in [0, T), got {eps}")
+    mask = ops._like_x(mask, y, "mask").contiguous()
+    y = y.contiguous()
+    x = sde.prior_sampling(tuple(y.shape), generator=generator, row_ids=row_ids, device=y.device, dtype=y.dtype)
+    batch = x.shape[0]
+    ts = torch.linspace(sde.T, eps, sde.N)
+    table = _predictor_table(predictor, sde, ts, False)
+    # The observed part's marginal at the next time, and the jump back to this one.
+    t64 = ts.double()
+    mu_now, std_now = sde.mean_coef(t64), sde.std(t64)
+    mu_next = torch.cat([mu_now[1:], torch.ones(1, dtype=torch.float64)])
+    std_next = torch.cat([std_now[1:], torch.zeros(1, dtype=torch.float64)])
+    back_a = mu_now / mu_next
+    back_c = (std_now**2 - back_a**2 * std_next**2).clamp_min(0).sqrt()
+    mu_next, std_next, back_a, back_c = (v.tolist() for v in (mu_next, std_next, back_a, back_c))
+    if corrector == "langevin":
+        alphas = corrector_alpha(sde, ts).tolist()
+    elif corrector == "ald":
+        steps = _ald_step(sde, ts, snr).tolist()
+    t_dev = ts.to(device=y.device, dtype=y.dtype)
+    loop = _Loop(sde.N, "inpaint", progress, callback, return_steps)
+    x_mean = x
+    for i in loop.steps:
+        vec_t = t_dev[i].expand(batch)
+        a, b, c = table[i]
+        for u in range(resample):
+            for _ in range(n_corrector_steps if corrector else 0):
+                score = score_fn(x, vec_t)
+                if corrector == "langevin":
+                    ops.snr_langevin_step(x, score, snr, alpha=alphas[i], norms=norms, generator=generator,
+                                          row_ids=row_ids, out=x)
+                else:
+                    ops.noisy_update(x, score, 1.0, steps[i], math.sqrt(2.0 * steps[i]), generator=generator,
+                                     row_ids=row_ids, out=x)
+            last = u == resample - 1
+            res = ops.masked_update(x, score_fn(x, vec_t), y, mask, a, b, c, mu_next[i], std_next[i],
+                                    generator=generator, row_ids=row_ids, out=x, return_mean=last)
+            if not last:
+                ops.noisy_update(x, y, back_a[i], 0.0, back_c[i], generator=generator, row_ids=row_ids, out=x)
+        x, x_mean = res
+        loop.after(i, float(ts[i]), x, x_mean)
+    return loop.result(x_mean)

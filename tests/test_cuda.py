@@ -245,3 +245,26 @@ def test_mixture_score_on_cuda_rejects_too_many_coordinates():
     x = torch.randn(3, 600, device="cuda")
     with pytest.raises(RuntimeError, match="at most 512 coordinates"):
         ops.mixture_score(x, torch.randn(5, 600, device="cuda"), 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(33, 257), (1000, 2), (3, 5)])
+def test_masked_update_equals_the_cpu_for_the_same_stream(dtype, shape):
+    g = torch.Generator().manual_seed(4)
+    x, s, y = (torch.randn(shape, generator=g).to(dtype) for _ in range(3))
+    mask = torch.rand(shape, generator=g) > 0.5
+    mu = torch.rand(shape[0], dtype=opmath(dtype))
+    ids = torch.arange(shape[0]) * 5
+    gen = lambda device: torch.Generator(device=device).manual_seed(8)  # noqa: E731
+    gpu, gpu_mean = ops.masked_update(x.cuda(), s.cuda(), y.cuda(), mask.cuda(), 0.9, 0.2, 0.3, mu.cuda(), 0.4,
+                                      generator=gen("cuda"), row_ids=ids.cuda(), return_mean=True)
+    # The CUDA generator's (seed, offset) words, replayed on the CPU.
+    g2 = gen("cuda")
+    seed, off2 = ops.draw_seed_offset(g2, torch.device("cuda"))
+    _, off1 = ops.draw_seed_offset(g2, torch.device("cuda"))
+    z2 = ops.randn_like(x, seed=seed, offset=off2, row_ids=ids)
+    z1 = ops.randn_like(x, seed=seed, offset=off1, row_ids=ids)
+    cpu, cpu_mean = ops.masked_update(x, s, y, mask, 0.9, 0.2, 0.3, mu, 0.4, noise=z2, observed_noise=z1,
+                                      return_mean=True)
+    torch.testing.assert_close(gpu.cpu(), cpu, **TOL[dtype])
+    torch.testing.assert_close(gpu_mean.cpu(), cpu_mean, **TOL[dtype])

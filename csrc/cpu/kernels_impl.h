@@ -279,10 +279,67 @@ SK_INLINE void update_span(const UpdateArgs& args, const Plan& plan, const Span&
   }
 }
 
+// A tile's noise as opmath values in element order: zeros (c = 0 draws
+// none), a noise tensor's values, or the stream's.
+template <typename T, typename O>
+const O* tile_normals(TileNoise<O>& tile, const Plan& plan, const Span& sp, const NoiseSource& src,
+                      bool zero) {
+  alignas(64) static const O zeros[kTile] = {};
+  if (zero) return zeros;
+  if (src.tensor == nullptr) return tile.make(sp, src, NoiseKind::Normal);
+  const T* z = static_cast<const T*>(src.tensor) + span_base(plan, sp);
+  const int64_t n = span_size(sp);
+  for (int64_t i = 0; i < n; ++i) tile.ordered[i] = load_op(z + i);
+  return tile.ordered;
+}
+
+SK_INLINE bool zero_coef(const Coef& c) { return c.values == nullptr && c.scale == 0.0; }
+
+// Masked updates (inpainting, noisy_update.h): per row, then per element
+//   x' = m·(μ·y + σ·z₁) + (1 − m)·(a·x + b·s + c·z₂),  mean = m·μ·y + (1 − m)·(a·x + b·s).
+// out may be x (in place): each element is read before it is written.
+template <typename T>
+void masked_update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
+  using O = opmath_t<T>;
+  const Replacement& rep = args.replace;
+  const RowCoef<O> a = typed<O>(args.a), b = typed<O>(args.b), c = typed<O>(args.c);
+  const RowCoef<O> mu = typed<O>(rep.mu), sigma = typed<O>(rep.sigma);
+  const bool no_z2 = zero_coef(args.c) && !args.noise.tensor;
+  const bool no_z1 = zero_coef(rep.sigma) && !rep.noise.tensor;
+  TileNoise<O> tile1, tile2;
+  for (int64_t t = t0; t < t1; ++t) {
+    const Span sp = span_of(plan, t);
+    const O* z1 = tile_normals<T>(tile1, plan, sp, rep.noise, no_z1);
+    const O* z2 = tile_normals<T>(tile2, plan, sp, args.noise, no_z2);
+    const int64_t base = span_base(plan, sp);
+    const T* x = static_cast<const T*>(args.x) + base;
+    const T* s = static_cast<const T*>(args.score) + base;
+    const T* y = static_cast<const T*>(rep.y) + base;
+    const T* m = static_cast<const T*>(rep.mask) + base;
+    T* out = static_cast<T*>(args.out) + base;
+    T* mean = args.mean ? static_cast<T*>(args.mean) + base : nullptr;
+    for (int64_t r = 0; r < sp.nrows; ++r) {
+      const int64_t row = sp.row0 + r;
+      const O ar = a.at(row), br = b.at(row), cr = c.at(row), mur = mu.at(row), sr = sigma.at(row);
+      for (int64_t j = r * sp.ncols, end = j + sp.ncols; j < end; ++j) {
+        const O mk = load_op(m + j);
+        const O kept = update_mean(ar, load_op(x + j), br, load_op(s + j));
+        const O data = mur * load_op(y + j);
+        if (mean) store_op(mean + j, masked_blend(mk, data, kept));
+        store_op(out + j, masked_blend(mk, update_noisy(data, sr, z1[j]), update_noisy(kept, cr, z2[j])));
+      }
+    }
+  }
+}
+
 template <typename T>
 void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
   using O = opmath_t<T>;
   const RowCoef<O> a = typed<O>(args.a), b = typed<O>(args.b), c = typed<O>(args.c);
+  if (args.replace.y) {
+    masked_update_impl<T>(args, plan, t0, t1);
+    return;
+  }
   if (args.noise.tensor) {
     const T* noise = static_cast<const T*>(args.noise.tensor);
     for (int64_t t = t0; t < t1; ++t) {
@@ -291,7 +348,7 @@ void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t
     }
     return;
   }
-  if (args.c.values == nullptr && args.c.scale == 0.0) {
+  if (zero_coef(args.c)) {
     // c = 0 (an ODE step): c·z is zero for every finite z, so draw none.
     alignas(64) static const O zeros[kTile] = {};
     for (int64_t t = t0; t < t1; ++t) update_span<T>(args, plan, span_of(plan, t), zeros, a, b, c);

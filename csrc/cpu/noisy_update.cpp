@@ -54,8 +54,36 @@ std::tuple<at::Tensor, at::Tensor> noisy_update_cpu(
   return o.result();
 }
 
-// b = ε and c = √(2ε) of every row into coefs[0] and coefs[1] ([2, rows]),
-// computed in double and stored in the arithmetic type O of the data.
+void masked_update_out_cpu(const at::Tensor& x, const at::Tensor& score, const at::Tensor& y,
+                           const at::Tensor& mask, const std::optional<at::Tensor>& a, double a_scale,
+                           const std::optional<at::Tensor>& b, double b_scale,
+                           const std::optional<at::Tensor>& c, double c_scale,
+                           const std::optional<at::Tensor>& mu, double mu_scale,
+                           const std::optional<at::Tensor>& sigma, double sigma_scale,
+                           const std::optional<at::Tensor>& noise,
+                           const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset,
+                           int64_t observed_offset, const std::optional<at::Tensor>& row_ids,
+                           const at::Tensor& out, const std::optional<at::Tensor>& mean_out) {
+  UpdateCall call = prepare_masked_update(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale,
+                                          sigma, sigma_scale, noise, observed_noise, seed, offset,
+                                          observed_offset, row_ids, out, mean_out, "masked_update");
+  run_update(call.args);
+  call.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> masked_update_cpu(
+    const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
+    const std::optional<at::Tensor>& a, double a_scale, const std::optional<at::Tensor>& b, double b_scale,
+    const std::optional<at::Tensor>& c, double c_scale, const std::optional<at::Tensor>& mu, double mu_scale,
+    const std::optional<at::Tensor>& sigma, double sigma_scale, const std::optional<at::Tensor>& noise,
+    const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset, int64_t observed_offset,
+    const std::optional<at::Tensor>& row_ids, bool return_mean) {
+  const UpdateOutputs o = new_update_outputs(x, return_mean);
+  masked_update_out_cpu(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale, sigma, sigma_scale,
+                        noise, observed_noise, seed, offset, observed_offset, row_ids, o.out, o.mean_out());
+  return o.result();
+}
+
 // b = ε and c = √(2ε) of every row into coefs[0] and coefs[1] ([2, rows]),
 // computed in double and stored in the arithmetic type O of the data, from
 // the rows' norms (or, with batch norms, their means).
@@ -163,6 +191,8 @@ std::tuple<at::Tensor, at::Tensor> snr_langevin_step_cpu(
 TORCH_LIBRARY_IMPL(scorekern, CPU, m) {
   m.impl("noisy_update", &noisy_update_cpu);
   m.impl("noisy_update_out", &noisy_update_out_cpu);
+  m.impl("masked_update", &masked_update_cpu);
+  m.impl("masked_update_out", &masked_update_out_cpu);
   m.impl("snr_langevin_step", &snr_langevin_step_cpu);
   m.impl("snr_langevin_step_out", &snr_langevin_step_out_cpu);
 }

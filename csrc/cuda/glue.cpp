@@ -82,6 +82,38 @@ std::tuple<at::Tensor, at::Tensor> noisy_update_cuda(
   return o.result();
 }
 
+void masked_update_out_cuda(const at::Tensor& x, const at::Tensor& score, const at::Tensor& y,
+                            const at::Tensor& mask, const std::optional<at::Tensor>& a, double a_scale,
+                            const std::optional<at::Tensor>& b, double b_scale,
+                            const std::optional<at::Tensor>& c, double c_scale,
+                            const std::optional<at::Tensor>& mu, double mu_scale,
+                            const std::optional<at::Tensor>& sigma, double sigma_scale,
+                            const std::optional<at::Tensor>& noise,
+                            const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset,
+                            int64_t observed_offset, const std::optional<at::Tensor>& row_ids,
+                            const at::Tensor& out, const std::optional<at::Tensor>& mean_out) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  UpdateCall call = prepare_masked_update(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale,
+                                          sigma, sigma_scale, noise, observed_noise, seed, offset,
+                                          observed_offset, row_ids, out, mean_out, "masked_update");
+  C10_CUDA_CHECK(cuda::launch_noisy_update(call.args, current_stream()));
+  call.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> masked_update_cuda(
+    const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
+    const std::optional<at::Tensor>& a, double a_scale, const std::optional<at::Tensor>& b, double b_scale,
+    const std::optional<at::Tensor>& c, double c_scale, const std::optional<at::Tensor>& mu, double mu_scale,
+    const std::optional<at::Tensor>& sigma, double sigma_scale, const std::optional<at::Tensor>& noise,
+    const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset, int64_t observed_offset,
+    const std::optional<at::Tensor>& row_ids, bool return_mean) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const UpdateOutputs o = new_update_outputs(x, return_mean);
+  masked_update_out_cuda(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale, sigma, sigma_scale,
+                         noise, observed_noise, seed, offset, observed_offset, row_ids, o.out, o.mean_out());
+  return o.result();
+}
+
 void snr_langevin_step_out_cuda(const at::Tensor& x, const at::Tensor& score, double snr,
                                 const std::optional<at::Tensor>& alpha, double alpha_scale,
                                 bool batch_norms, const std::optional<at::Tensor>& noise,
@@ -182,6 +214,8 @@ TORCH_LIBRARY_IMPL(scorekern, CUDA, m) {
   m.impl("rademacher", &rademacher_cuda);
   m.impl("noisy_update", &noisy_update_cuda);
   m.impl("noisy_update_out", &noisy_update_out_cuda);
+  m.impl("masked_update", &masked_update_cuda);
+  m.impl("masked_update_out", &masked_update_out_cuda);
   m.impl("snr_langevin_step", &snr_langevin_step_cuda);
   m.impl("snr_langevin_step_out", &snr_langevin_step_out_cuda);
   m.impl("dsm_row_sums", &dsm_row_sums_cuda);

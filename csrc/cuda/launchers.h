@@ -23,7 +23,8 @@ cudaError_t launch_philox4x32(const int64_t* counters, int64_t n, uint64_t seed,
 cudaError_t launch_fill_noise(DType dtype, NoiseKind kind, int64_t rows, int64_t cols, void* out,
                               const NoiseSource& noise, cudaStream_t stream);
 
-// x' = a·x + b·score + c·z (and the mean when args.mean is set).
+// x' = a·x + b·score + c·z (and the mean when args.mean is set); with
+// args.replace.y set, the masked update of inpainting (noisy_update.h).
 cudaError_t launch_noisy_update(const UpdateArgs& args, cudaStream_t stream);
 
 // The signal-to-noise Langevin corrector: per-row norms (z generated, not

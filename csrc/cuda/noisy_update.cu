@@ -20,12 +20,16 @@ struct Coefs {
 };
 
 template <typename O>
-Coefs<O> typed_coefs(const UpdateArgs& args) {
-  auto typed = [](const Coef& c) {
-    return RowCoef<O>{static_cast<const O*>(c.values), static_cast<O>(c.scale), c.stride};
-  };
-  return Coefs<O>{typed(args.a), typed(args.b), typed(args.c)};
+RowCoef<O> typed_coef(const Coef& c) {
+  return RowCoef<O>{static_cast<const O*>(c.values), static_cast<O>(c.scale), c.stride};
 }
+
+template <typename O>
+Coefs<O> typed_coefs(const UpdateArgs& args) {
+  return Coefs<O>{typed_coef<O>(args.a), typed_coef<O>(args.b), typed_coef<O>(args.c)};
+}
+
+bool zero_coef(const Coef& c) { return c.values == nullptr && c.scale == 0.0; }
 
 template <typename T, bool kVec>
 __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
@@ -63,9 +67,97 @@ __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
   }
 }
 
+// A group's normals: from a tensor, zeros (a zero coefficient draws none), or the stream.
+template <bool kVec, typename T, typename O>
+__device__ __forceinline__ void group_normals(const T* __restrict__ noise, int64_t base, int n, bool zero,
+                                              const NoiseSource& src, const GroupPos& at, O z[4]) {
+  if (noise) {
+    load4<kVec>(noise + base, n, z);
+  } else if (zero) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) z[j] = O(0);
+  } else {
+    stream_group(src, at.row, at.group, NoiseKind::Normal, z);
+  }
+}
+
+// Inpainting's masked update (noisy_update.h), one thread per group of four
+// columns like the plain update: reads x, score, y and mask, writes x' (20
+// bytes per float32 element; 24 with the mean).
+template <typename T, bool kVec>
+__global__ void masked_update_kernel(const T* x, const T* __restrict__ score, const T* __restrict__ y,
+                                     const T* __restrict__ mask, const T* __restrict__ noise,
+                                     const T* __restrict__ observed_noise, T* out, T* __restrict__ mean,
+                                     int64_t rows, int64_t cols, int64_t groups_per_row,
+                                     Coefs<opmath_t<T>> coefs, RowCoef<opmath_t<T>> mu,
+                                     RowCoef<opmath_t<T>> sigma, NoiseSource src, NoiseSource observed_src,
+                                     bool zero_noise, bool zero_observed_noise) {
+  using O = opmath_t<T>;
+  const int64_t groups = rows * groups_per_row;
+  for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
+       gi += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const GroupPos at = group_pos(gi, rows, groups_per_row);
+    const int64_t col = 4 * at.group;
+    const int64_t base = at.row * cols + col;
+    const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
+    O xv[4], sv[4], yv[4], mv[4], z1[4], z2[4];
+    load4<kVec>(x + base, n, xv);
+    load4<kVec>(score + base, n, sv);
+    load4<kVec>(y + base, n, yv);
+    load4<kVec>(mask + base, n, mv);
+    group_normals<kVec>(noise, base, n, zero_noise, src, at, z2);
+    group_normals<kVec>(observed_noise, base, n, zero_observed_noise, observed_src, at, z1);
+    const O a = coefs.a.at(at.row), b = coefs.b.at(at.row), c = coefs.c.at(at.row);
+    const O mu_r = mu.at(at.row), sigma_r = sigma.at(at.row);
+    O m[4], r[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const O kept = update_mean(a, xv[j], b, sv[j]);
+      const O data = mu_r * yv[j];
+      m[j] = masked_blend(mv[j], data, kept);
+      r[j] = masked_blend(mv[j], update_noisy(data, sigma_r, z1[j]), update_noisy(kept, c, z2[j]));
+    }
+    if (mean) store4<kVec>(mean + base, n, m);
+    store4<kVec>(out + base, n, r);  // out may be x (not __restrict__): read before written
+  }
+}
+
+template <typename T>
+cudaError_t masked_update_typed(const UpdateArgs& args, cudaStream_t stream) {
+  using O = opmath_t<T>;
+  const Replacement& rep = args.replace;
+  const T* x = static_cast<const T*>(args.x);
+  const T* s = static_cast<const T*>(args.score);
+  const T* y = static_cast<const T*>(rep.y);
+  const T* mask = static_cast<const T*>(rep.mask);
+  const T* z2 = static_cast<const T*>(args.noise.tensor);
+  const T* z1 = static_cast<const T*>(rep.noise.tensor);
+  T* out = static_cast<T*>(args.out);
+  T* mean = static_cast<T*>(args.mean);
+  const int64_t groups_per_row = (args.cols + 3) / 4;
+  const int64_t groups = args.rows * groups_per_row;
+  const bool zero2 = z2 == nullptr && zero_coef(args.c);
+  const bool zero1 = z1 == nullptr && zero_coef(rep.sigma);
+  const bool vec = args.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(y) &&
+                   aligned4<T>(mask) && aligned4<T>(z1) && aligned4<T>(z2) && aligned4<T>(out) &&
+                   aligned4<T>(mean);
+  auto launch = [&](auto kernel) {
+    kernel<<<grid_for(groups), kThreads, 0, stream>>>(x, s, y, mask, z2, z1, out, mean, args.rows, args.cols,
+                                                      groups_per_row, typed_coefs<O>(args), typed_coef<O>(rep.mu),
+                                                      typed_coef<O>(rep.sigma), args.noise, rep.noise, zero2, zero1);
+  };
+  if (vec) {
+    launch(masked_update_kernel<T, true>);
+  } else {
+    launch(masked_update_kernel<T, false>);
+  }
+  return cudaGetLastError();
+}
+
 template <typename T>
 cudaError_t noisy_update_typed(const UpdateArgs& args, cudaStream_t stream) {
   if (args.rows == 0 || args.cols == 0) return cudaSuccess;
+  if (args.replace.y) return masked_update_typed<T>(args, stream);
   const T* x = static_cast<const T*>(args.x);
   const T* s = static_cast<const T*>(args.score);
   const T* z = static_cast<const T*>(args.noise.tensor);
@@ -76,7 +168,7 @@ cudaError_t noisy_update_typed(const UpdateArgs& args, cudaStream_t stream) {
   const Coefs<opmath_t<T>> coefs = typed_coefs<opmath_t<T>>(args);
   const bool vec = args.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(z) &&
                    aligned4<T>(out) && aligned4<T>(mean);
-  const bool zero_noise = z == nullptr && args.c.values == nullptr && args.c.scale == 0.0;
+  const bool zero_noise = z == nullptr && zero_coef(args.c);
   if (vec) {
     noisy_update_kernel<T, true><<<grid_for(groups), kThreads, 0, stream>>>(
         x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise, zero_noise);

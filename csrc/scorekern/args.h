@@ -26,6 +26,17 @@ struct NoiseSource {
   StreamPos pos;
 };
 
+// Inpainting's replacement of the observed entries (noisy_update.h): where
+// y is set, the update writes mask·(μ·y + σ·z₁) + (1 − mask)·(a·x + b·s + c·z₂),
+// z₂ the update's own noise and z₁ from `noise` here (same seed and row ids,
+// its own offset). y and mask are [rows, cols] like x, of x's dtype.
+struct Replacement {
+  const void* y;  // null: a plain update
+  const void* mask;
+  Coef mu, sigma;
+  NoiseSource noise;
+};
+
 // Data is [rows, cols], row-major and contiguous: a row is one sample
 // flattened, and a 1-D tensor is a single row (DESIGN §1).
 struct UpdateArgs {
@@ -37,6 +48,7 @@ struct UpdateArgs {
   void* mean;  // may be null
   Coef a, b, c;
   NoiseSource noise;
+  Replacement replace;  // replace.y null: none
 };
 
 // The per-row sums of the losses (losses.h), over [rows, cols] data:

@@ -35,6 +35,15 @@ SK_HD SK_INLINE T update_noisy(T mean, T c, T z) {
   return mean + c * z;
 }
 
+// Inpainting (Lugmayr et al. 2022; score_sde's inpainter): the observed
+// entries (mask 1) take the data noised to the step's time, μ·y + σ·z₁, the
+// others the update. Written as m·o + (1 − m)·u so that m = 1 gives o exactly
+// (and the last, noise-free step returns y itself).
+template <typename T>
+SK_HD SK_INLINE T masked_blend(T mask, T observed, T updated) {
+  return mask * observed + (T(1) - mask) * updated;
+}
+
 // Predictor–corrector sampling (Song et al. 2021, Algorithm 5): the Langevin
 // corrector's step ε = 2α(r‖z‖/‖s‖)², and its update x + ε·s + √(2ε)·z.
 template <typename T>
