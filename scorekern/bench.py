@@ -70,6 +70,14 @@ def make_case(op: str, shape: tuple, per_row: bool, device: str, dtype=torch.flo
         fused = lambda: ops.snr_langevin_step(x, s, 0.16, alpha=alpha)  # noqa: E731
         fused_out = lambda: ops.snr_langevin_step(x, s, 0.16, alpha=alpha, out=out)  # noqa: E731
         twin, args = (lambda x, s: reference.snr_langevin_step(x, s, 0.16, alpha=alpha)), (x, s)
+    elif op == "masked_update":
+        nbytes = 20  # read x, the score, y and the mask, write x'
+        y = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+        mask = (torch.rand(shape, generator=gen) > 0.5).to(device=device, dtype=dtype)
+        coefs = (1.0, tau, sqrt2tau, 0.9, 0.3)
+        fused = lambda: ops.masked_update(x, s, y, mask, *coefs)  # noqa: E731
+        fused_out = lambda: ops.masked_update(x, s, y, mask, *coefs, out=out)  # noqa: E731
+        twin, args = reference.masked_update, (x, s, y, mask, *coefs)
     elif op == "randn_like":
         nbytes = 4  # write the noise
         fused = lambda: ops.randn_like(x)  # noqa: E731
@@ -85,7 +93,7 @@ def make_case(op: str, shape: tuple, per_row: bool, device: str, dtype=torch.flo
     return Case(op, tuple(shape), per_row, nbytes, impls)
 
 
-OPS = ("langevin_step", "noisy_update", "snr_langevin_step", "randn_like")
+OPS = ("langevin_step", "noisy_update", "snr_langevin_step", "masked_update", "randn_like")
 
 
 def shapes(device: str, quick: bool) -> list[tuple[tuple, bool]]:
@@ -183,9 +191,9 @@ def run(device: str | None = None, quick: bool = False, ops_filter=None, compile
     repeat = 3 if quick else (20 if device == "cuda" else 9)
     compile_baseline = compile_baseline and not quick
     names = [op for op in OPS if not ops_filter or op in ops_filter]
-    unknown = set(ops_filter or ()) - set(OPS) - {"losses", "mixture"}
+    unknown = set(ops_filter or ()) - set(OPS) - set(GROUPS)
     if unknown:
-        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS)}, losses, mixture")
+        raise ValueError(f"unknown ops {sorted(unknown)}; known: {', '.join(OPS + GROUPS)}")
     meta = environment(device)
     log(f"scorekern {__version__} bench on {meta['device']} | torch {meta['torch']} | "
         f"{meta['threads']} threads | CPU kernels {meta['cpu_capability']} | {meta['date']}")
@@ -555,12 +563,64 @@ def run_samplers(device: str | None = None, quick: bool = False, log=print) -> l
     return records
 
 
+# ---------------------------------------------------------------------------
+# Log-likelihoods through the probability-flow ODE, fused against the twin path.
+
+
+def likelihood_cases(quick: bool):
+    """(shape, fixed rk4 steps) of the likelihood benchmark."""
+    if quick:
+        return [((512, 2), 5), ((16, 3 * 32 * 32), 5)]
+    return [((4096, 2), 100), ((256, 3 * 32 * 32), 100)]
+
+
+def run_likelihood(device: str | None = None, quick: bool = False, log=print) -> list[dict]:
+    """``likelihood.log_likelihood`` (rk4, one Rademacher probe) of data under
+    the exact score of N(0.5, 0.3²I) (VP): seconds per call and score
+    evaluations per second, the fused path against the twin path."""
+    from . import likelihood, use_backend
+    from .sde import VPSDE
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sde = VPSDE()
+    log(f"{'log_likelihood':<26} {'path':<6} {'s/call':>8} {'evals/s':>9} {'score s':>8} {'outside s':>10} {'x less':>7}")
+    records = []
+    for shape, n_steps in likelihood_cases(quick):
+        x = (0.5 + 0.3 * torch.randn(shape, generator=torch.Generator().manual_seed(0))).to(device)
+        rows = {}
+        for path in ("fused", "twin"):
+            with use_backend("auto" if path == "fused" else "torch"):
+                gen = torch.Generator(device=device).manual_seed(0)
+                likelihood.log_likelihood(_analytic_score(sde), sde, x, n_steps=2, generator=gen)  # warm-up
+                score = _TimedScore(_analytic_score(sde), device)
+                _sync(device)
+                t0 = time.perf_counter()
+                likelihood.log_likelihood(score, sde, x, n_steps=n_steps, generator=gen)
+                _sync(device)
+                total = time.perf_counter() - t0
+            rows[path] = dict(case="log_likelihood rk4 rademacher", shape=list(shape), steps=n_steps, path=path,
+                              s_per_call=round(total, 4), evals_per_s=round(score.calls / total, 1),
+                              score_s=round(score.seconds, 4), outside_s=round(total - score.seconds, 4))
+        rows["fused"]["outside_vs_twin"] = round(rows["twin"]["outside_s"] / rows["fused"]["outside_s"], 2)
+        for path, rec in rows.items():
+            log(f"{str(list(shape)) + f' x{n_steps} steps':<26} {path:<6} {rec['s_per_call']:8.3f} "
+                f"{rec['evals_per_s']:9.1f} {rec['score_s']:8.3f} {rec['outside_s']:10.3f} "
+                f"{rec.get('outside_vs_twin', 1.0):7.2f}")
+            records.append(rec)
+    return records
+
+
+GROUPS = ("losses", "mixture", "likelihood")
+
+
 def main(device=None, quick=False, json_path=None, ops=None, compile_baseline=True, samplers=True) -> dict:
     result = run(device=device, quick=quick, ops_filter=ops, compile_baseline=compile_baseline)
     if not ops or "losses" in ops:
         result["losses"] = run_losses(device=device, quick=quick, compile_baseline=compile_baseline)
     if not ops or "mixture" in ops:
         result["mixture"] = run_mixture(device=device, quick=quick, compile_baseline=compile_baseline)
+    if not ops or "likelihood" in ops:
+        result["likelihood"] = run_likelihood(device=device, quick=quick)
     if samplers and not ops:
         result["samplers"] = run_samplers(device=device, quick=quick)
     if json_path:
