@@ -53,6 +53,20 @@ __device__ __forceinline__ GroupPos group_pos(int64_t gi, int64_t rows, int64_t 
   return GroupPos{row, gi - row * groups_per_row};
 }
 
+// Every group of four columns of a [rows, cols] tensor, grid-stride: calls
+// f(at, base, n) with the group's position, its first element's index and
+// its number of valid columns (n < 4 only at the end of a row).
+template <typename F>
+__device__ __forceinline__ void for_each_group(int64_t rows, int64_t cols, int64_t groups_per_row, F&& f) {
+  const int64_t groups = rows * groups_per_row;
+  for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
+       gi += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const GroupPos at = group_pos(gi, rows, groups_per_row);
+    const int64_t col = 4 * at.group;
+    f(at, at.row * cols + col, cols - col < 4 ? static_cast<int>(cols - col) : 4);
+  }
+}
+
 // Chunk ci of a per-row reduction cut into chunks_per_row chunks of
 // chunk_groups groups each: its row and its groups [g0, g1).
 struct ChunkPos {

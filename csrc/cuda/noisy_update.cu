@@ -31,42 +31,6 @@ Coefs<O> typed_coefs(const UpdateArgs& args) {
 
 bool zero_coef(const Coef& c) { return c.values == nullptr && c.scale == 0.0; }
 
-template <typename T, bool kVec>
-__global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
-                                    const T* __restrict__ noise, T* out, T* __restrict__ mean,
-                                    int64_t rows, int64_t cols, int64_t groups_per_row,
-                                    Coefs<opmath_t<T>> coefs, NoiseSource src, bool zero_noise) {
-  using O = opmath_t<T>;
-  const int64_t groups = rows * groups_per_row;
-  for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
-       gi += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const GroupPos at = group_pos(gi, rows, groups_per_row);
-    const int64_t col = 4 * at.group;
-    const int64_t base = at.row * cols + col;
-    const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
-    O xv[4], sv[4], z[4];
-    load4<kVec>(x + base, n, xv);
-    load4<kVec>(score + base, n, sv);
-    if (noise) {
-      load4<kVec>(noise + base, n, z);
-    } else if (zero_noise) {  // c = 0 (an ODE step): draw nothing
-#pragma unroll
-      for (int j = 0; j < 4; ++j) z[j] = O(0);
-    } else {
-      stream_group(src, at.row, at.group, NoiseKind::Normal, z);
-    }
-    const O a = coefs.a.at(at.row), b = coefs.b.at(at.row), c = coefs.c.at(at.row);
-    O m[4], r[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      m[j] = update_mean(a, xv[j], b, sv[j]);
-      r[j] = update_noisy(m[j], c, z[j]);
-    }
-    if (mean) store4<kVec>(mean + base, n, m);
-    store4<kVec>(out + base, n, r);  // out may be x (not __restrict__): read before written
-  }
-}
-
 // A group's normals: from a tensor, zeros (a zero coefficient draws none), or the stream.
 template <bool kVec, typename T, typename O>
 __device__ __forceinline__ void group_normals(const T* __restrict__ noise, int64_t base, int n, bool zero,
@@ -81,6 +45,29 @@ __device__ __forceinline__ void group_normals(const T* __restrict__ noise, int64
   }
 }
 
+template <typename T, bool kVec>
+__global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
+                                    const T* __restrict__ noise, T* out, T* __restrict__ mean,
+                                    int64_t rows, int64_t cols, int64_t groups_per_row,
+                                    Coefs<opmath_t<T>> coefs, NoiseSource src, bool zero_noise) {
+  using O = opmath_t<T>;
+  for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
+    O xv[4], sv[4], z[4];
+    load4<kVec>(x + base, n, xv);
+    load4<kVec>(score + base, n, sv);
+    group_normals<kVec>(noise, base, n, zero_noise, src, at, z);  // none drawn when c = 0 (an ODE step)
+    const O a = coefs.a.at(at.row), b = coefs.b.at(at.row), c = coefs.c.at(at.row);
+    O m[4], r[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      m[j] = update_mean(a, xv[j], b, sv[j]);
+      r[j] = update_noisy(m[j], c, z[j]);
+    }
+    if (mean) store4<kVec>(mean + base, n, m);
+    store4<kVec>(out + base, n, r);  // out may be x (not __restrict__): read before written
+  });
+}
+
 // Inpainting's masked update (noisy_update.h), one thread per group of four
 // columns like the plain update: reads x, score, y and mask, writes x' (20
 // bytes per float32 element; 24 with the mean).
@@ -93,13 +80,7 @@ __global__ void masked_update_kernel(const T* x, const T* __restrict__ score, co
                                      RowCoef<opmath_t<T>> sigma, NoiseSource src, NoiseSource observed_src,
                                      bool zero_noise, bool zero_observed_noise) {
   using O = opmath_t<T>;
-  const int64_t groups = rows * groups_per_row;
-  for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
-       gi += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const GroupPos at = group_pos(gi, rows, groups_per_row);
-    const int64_t col = 4 * at.group;
-    const int64_t base = at.row * cols + col;
-    const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
+  for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
     O xv[4], sv[4], yv[4], mv[4], z1[4], z2[4];
     load4<kVec>(x + base, n, xv);
     load4<kVec>(score + base, n, sv);
@@ -119,7 +100,7 @@ __global__ void masked_update_kernel(const T* x, const T* __restrict__ score, co
     }
     if (mean) store4<kVec>(mean + base, n, m);
     store4<kVec>(out + base, n, r);  // out may be x (not __restrict__): read before written
-  }
+  });
 }
 
 template <typename T>

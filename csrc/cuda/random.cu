@@ -27,16 +27,11 @@ template <typename T, bool kVec>
 __global__ void fill_noise_kernel(T* __restrict__ out, int64_t rows, int64_t cols,
                                   int64_t groups_per_row, NoiseKind kind, NoiseSource src) {
   using O = opmath_t<T>;
-  const int64_t groups = rows * groups_per_row;
-  for (int64_t gi = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; gi < groups;
-       gi += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const GroupPos at = group_pos(gi, rows, groups_per_row);
-    const int64_t col = 4 * at.group;
-    const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
+  for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
     O z[4];
     stream_group(src, at.row, at.group, kind, z);
-    store4<kVec>(out + at.row * cols + col, n, z);
-  }
+    store4<kVec>(out + base, n, z);
+  });
 }
 
 }  // namespace
