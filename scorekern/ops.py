@@ -439,8 +439,10 @@ def masked_update(x, score, y, mask, a, b, c, mu, sigma, *, noise=None, observed
     (bool or float, values in [0, 1]) broadcast to ``x``'s shape; ``a``,
     ``b``, ``c``, ``mu``, ``sigma`` are floats, 0-d or ``[B]`` tensors (``c``,
     ``sigma`` ≥ 0). ``z₂`` is drawn (or taken from ``noise``) first, then
-    ``z₁`` (or ``observed_noise``), with the same ``row_ids``. Not
-    differentiable (a sampler step).
+    ``z₁`` (or ``observed_noise``), with the same ``row_ids``. Entries of
+    ``y`` where ``mask`` is 0 are multiplied by 0, so they must be finite
+    (:func:`scorekern.samplers.inpaint` zeroes them). Not differentiable (a
+    sampler step).
     """
     row_ids = _check_update(x, score, noise, row_ids, out)
     y, mask = _like_x(y, x, "y"), _like_x(mask, x, "mask")

@@ -416,7 +416,7 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
     RePaint's resampling (Lugmayr et al. 2022).
 
     ``y`` holds the observations (its shape is the samples' shape; the
-    unobserved entries' values are ignored), ``mask`` (bool or float,
+    unobserved entries' values are ignored, NaN included), ``mask`` (bool or float,
     broadcast to ``y``) is 1 where observed. From the prior at T to ``eps``
     over N steps: at each time the corrector (optional, unconditioned),
     then the predictor's update fused with the replacement of the observed
@@ -443,7 +443,9 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
     if not 0 <= eps < sde.T:
         raise ValueError(f"eps must lie in [0, T), got {eps}")
     mask = ops._like_x(mask, y, "mask").contiguous()
-    y = y.contiguous()
+    # Unobserved entries may hold anything (NaN for "unknown"): zero them, as
+    # the kernel multiplies them by 0 and 0·NaN is NaN.
+    y = torch.where(mask != 0, y, torch.zeros((), dtype=y.dtype, device=y.device)).contiguous()
     x = sde.prior_sampling(tuple(y.shape), generator=generator, row_ids=row_ids, device=y.device, dtype=y.dtype)
     batch = x.shape[0]
     ts = torch.linspace(sde.T, eps, sde.N)

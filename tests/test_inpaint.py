@@ -202,6 +202,12 @@ def test_inpaint_sub_vp_corrector_trajectory_and_errors():
                                callback=lambda i, t, x, m: steps.append(i), return_steps=[0, -1])
     assert steps == list(range(30)) and sorted(traj) == [0, 29]
     assert torch.equal(x[:, 0], y[:, 0]) and torch.isfinite(x).all()
+    # unknown entries given as NaN are ignored
+    y_nan = y.clone()
+    y_nan[:, 1] = float("nan")
+    with_nan = samplers.inpaint(gaussian_score(sde, MU, COV), sde, y_nan, torch.tensor([True, False]), resample=2,
+                                corrector="langevin", generator=torch.Generator().manual_seed(1), progress=False)
+    assert torch.equal(with_nan, x)
     again = samplers.inpaint(gaussian_score(sde, MU, COV), sde, y, torch.tensor([True, False]), resample=2,
                              corrector="langevin", generator=torch.Generator().manual_seed(1), progress=False)
     assert torch.equal(again, x)
