@@ -418,10 +418,12 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
     ``y`` holds the observations (its shape is the samples' shape; the
     unobserved entries' values are ignored, NaN included), ``mask`` (bool or float,
     broadcast to ``y``) is 1 where observed. From the prior at T to ``eps``
-    over N steps: at each time the corrector (optional, unconditioned),
-    then the predictor's update fused with the replacement of the observed
-    entries by ``y`` noised to the next time, ``μ(t')·y + σ(t')·z``
-    (:func:`scorekern.ops.masked_update`, one kernel). With ``resample = r >
+    over N steps: at each time the corrector (optional; after each of its
+    steps the observed entries are replaced by ``y`` noised to the time, as
+    the reference does), then the predictor's update fused with the
+    replacement of the observed entries by ``y`` noised to the next time,
+    ``μ(t')·y + σ(t')·z`` (:func:`scorekern.ops.masked_update`, one kernel;
+    the reference noises to the current time). With ``resample = r >
     1`` each step is made r times: after each but the last, the whole sample
     is noised back to the step's time by the forward SDE's transition,
     ``x ← (μ(t)/μ(t'))·x + √(σ(t)² − (μ(t)/μ(t'))²σ(t')²)·z``, so that the
@@ -457,7 +459,8 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
     std_next = torch.cat([std_now[1:], torch.zeros(1, dtype=torch.float64)])
     back_a = mu_now / mu_next
     back_c = (std_now**2 - back_a**2 * std_next**2).clamp_min(0).sqrt()
-    mu_next, std_next, back_a, back_c = (v.tolist() for v in (mu_next, std_next, back_a, back_c))
+    mu_now, std_now, mu_next, std_next, back_a, back_c = (
+        v.tolist() for v in (mu_now, std_now, mu_next, std_next, back_a, back_c))
     if corrector == "langevin":
         alphas = corrector_alpha(sde, ts).tolist()
     elif corrector == "ald":
@@ -477,6 +480,9 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
                 else:
                     ops.noisy_update(x, score, 1.0, steps[i], math.sqrt(2.0 * steps[i]), generator=generator,
                                      row_ids=row_ids, out=x)
+                # As the reference: the observed part replaced by y noised to this time (a = 1, b = c = 0).
+                ops.masked_update(x, y, y, mask, 1.0, 0.0, 0.0, mu_now[i], std_now[i], generator=generator,
+                                  row_ids=row_ids, out=x)
             last = u == resample - 1
             res = ops.masked_update(x, score_fn(x, vec_t), y, mask, a, b, c, mu_next[i], std_next[i],
                                     generator=generator, row_ids=row_ids, out=x, return_mean=last)
