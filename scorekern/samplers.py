@@ -252,6 +252,31 @@ def _init(sde, shape, x_init, generator, row_ids, device, dtype):
     return sde.prior_sampling(tuple(shape), generator=generator, row_ids=row_ids, device=device, dtype=dtype)
 
 
+def _check_pc(sde, corrector, eps, n_corrector_steps):
+    if corrector is not None and corrector not in CORRECTORS:
+        raise ValueError(f"corrector must be one of {', '.join(map(repr, CORRECTORS))} or None, got {corrector!r}")
+    if not 0 <= eps < sde.T:
+        raise ValueError(f"eps must lie in [0, T), got {eps}")
+    if n_corrector_steps < 0:
+        raise ValueError(f"n_corrector_steps must be non-negative, got {n_corrector_steps}")
+
+
+def _corrector_step(name, sde, ts, snr, norms, generator, row_ids):
+    """The corrector's step at grid index i, ``step(i, x, score, return_mean)``
+    writing into x (its coefficients computed once, on the CPU), or None."""
+    if name == "langevin":
+        alphas = corrector_alpha(sde, ts).tolist()
+        return lambda i, x, score, return_mean: ops.snr_langevin_step(
+            x, score, snr, alpha=alphas[i], norms=norms, generator=generator, row_ids=row_ids, out=x,
+            return_mean=return_mean)
+    if name == "ald":
+        steps = _ald_step(sde, ts, snr).tolist()
+        return lambda i, x, score, return_mean: ops.noisy_update(
+            x, score, 1.0, steps[i], math.sqrt(2.0 * steps[i]), generator=generator, row_ids=row_ids, out=x,
+            return_mean=return_mean)
+    return None
+
+
 @torch.no_grad()
 def pc_sampler(score_fn: Callable, sde: SDE, shape, *, predictor="reverse_diffusion", corrector="langevin",
                snr: float = 0.16, n_corrector_steps: int = 1, norms: str = "batch", eps: float = 1e-3,
@@ -267,21 +292,13 @@ def pc_sampler(score_fn: Callable, sde: SDE, shape, *, predictor="reverse_diffus
     ``return_steps``, also ``{step: x}`` after those steps.
     """
     _check_score_fn(score_fn)
-    if corrector is not None and corrector not in CORRECTORS:
-        raise ValueError(f"corrector must be one of {', '.join(map(repr, CORRECTORS))} or None, got {corrector!r}")
-    if not 0 <= eps < sde.T:
-        raise ValueError(f"eps must lie in [0, T), got {eps}")
-    if n_corrector_steps < 0:
-        raise ValueError(f"n_corrector_steps must be non-negative, got {n_corrector_steps}")
+    _check_pc(sde, corrector, eps, n_corrector_steps)
     device = torch.device(device) if device is not None else (x_init.device if x_init is not None else torch.device("cpu"))
     x = _init(sde, shape, x_init, generator, row_ids, device, dtype)
     batch = x.shape[0]
     ts = torch.linspace(sde.T, eps, sde.N)  # the reference's grid, in float32 on the CPU
     table = _predictor_table(predictor, sde, ts, probability_flow) if predictor is not None else None
-    if corrector == "langevin":
-        alphas = corrector_alpha(sde, ts).tolist()
-    elif corrector == "ald":
-        steps = _ald_step(sde, ts, snr).tolist()
+    correct = _corrector_step(corrector, sde, ts, snr, norms, generator, row_ids)
     t_dev = ts.to(device=device, dtype=x.dtype)
     loop = _Loop(sde.N, "pc_sampler", progress, callback, return_steps)
     x_mean = x
@@ -289,14 +306,8 @@ def pc_sampler(score_fn: Callable, sde: SDE, shape, *, predictor="reverse_diffus
     for i in loop.steps:
         vec_t = t_dev[i].expand(batch)
         want_mean = callback is not None or i == last
-        for _ in range(n_corrector_steps if corrector else 0):
-            score = score_fn(x, vec_t)
-            if corrector == "langevin":
-                res = ops.snr_langevin_step(x, score, snr, alpha=alphas[i], norms=norms, generator=generator,
-                                            row_ids=row_ids, out=x, return_mean=want_mean)
-            else:
-                res = ops.noisy_update(x, score, 1.0, steps[i], math.sqrt(2.0 * steps[i]), generator=generator,
-                                       row_ids=row_ids, out=x, return_mean=want_mean)
+        for _ in range(n_corrector_steps if correct else 0):
+            res = correct(i, x, score_fn(x, vec_t), want_mean)
             x, x_mean = res if want_mean else (res, x)
         if table is not None:
             a, b, c = table[i]
@@ -440,10 +451,7 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
         raise ValueError(f"resample must be a positive int, got {resample!r}")
     if predictor is None:
         raise ValueError("inpaint needs a predictor: the replacement is fused into its update")
-    if corrector is not None and corrector not in CORRECTORS:
-        raise ValueError(f"corrector must be one of {', '.join(map(repr, CORRECTORS))} or None, got {corrector!r}")
-    if not 0 <= eps < sde.T:
-        raise ValueError(f"eps must lie in [0, T), got {eps}")
+    _check_pc(sde, corrector, eps, n_corrector_steps)
     mask = ops._like_x(mask, y, "mask").contiguous()
     # Unobserved entries may hold anything (NaN for "unknown"): zero them, as
     # the kernel multiplies them by 0 and 0·NaN is NaN.
@@ -461,10 +469,7 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
     back_c = (std_now**2 - back_a**2 * std_next**2).clamp_min(0).sqrt()
     mu_now, std_now, mu_next, std_next, back_a, back_c = (
         v.tolist() for v in (mu_now, std_now, mu_next, std_next, back_a, back_c))
-    if corrector == "langevin":
-        alphas = corrector_alpha(sde, ts).tolist()
-    elif corrector == "ald":
-        steps = _ald_step(sde, ts, snr).tolist()
+    correct = _corrector_step(corrector, sde, ts, snr, norms, generator, row_ids)
     t_dev = ts.to(device=y.device, dtype=y.dtype)
     loop = _Loop(sde.N, "inpaint", progress, callback, return_steps)
     x_mean = x
@@ -472,14 +477,8 @@ def inpaint(score_fn: Callable, sde: SDE, y: torch.Tensor, mask, *, resample: in
         vec_t = t_dev[i].expand(batch)
         a, b, c = table[i]
         for u in range(resample):
-            for _ in range(n_corrector_steps if corrector else 0):
-                score = score_fn(x, vec_t)
-                if corrector == "langevin":
-                    ops.snr_langevin_step(x, score, snr, alpha=alphas[i], norms=norms, generator=generator,
-                                          row_ids=row_ids, out=x)
-                else:
-                    ops.noisy_update(x, score, 1.0, steps[i], math.sqrt(2.0 * steps[i]), generator=generator,
-                                     row_ids=row_ids, out=x)
+            for _ in range(n_corrector_steps if correct else 0):
+                correct(i, x, score_fn(x, vec_t), False)
                 # As the reference: the observed part replaced by y noised to this time (a = 1, b = c = 0).
                 ops.masked_update(x, y, y, mask, 1.0, 0.0, 0.0, mu_now[i], std_now[i], generator=generator,
                                   row_ids=row_ids, out=x)

@@ -281,11 +281,16 @@ SK_INLINE void update_span(const UpdateArgs& args, const Plan& plan, const Span&
 
 // A tile's noise as opmath values in element order: zeros (c = 0 draws
 // none), a noise tensor's values, or the stream's.
+template <typename O>
+const O* zero_tile() {
+  alignas(64) static const O zeros[kTile] = {};
+  return zeros;
+}
+
 template <typename T, typename O>
 const O* tile_normals(TileNoise<O>& tile, const Plan& plan, const Span& sp, const NoiseSource& src,
                       bool zero) {
-  alignas(64) static const O zeros[kTile] = {};
-  if (zero) return zeros;
+  if (zero) return zero_tile<O>();
   if (src.tensor == nullptr) return tile.make(sp, src, NoiseKind::Normal);
   const T* z = static_cast<const T*>(src.tensor) + span_base(plan, sp);
   const int64_t n = span_size(sp);
@@ -334,12 +339,12 @@ void masked_update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, in
 
 template <typename T>
 void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
-  using O = opmath_t<T>;
-  const RowCoef<O> a = typed<O>(args.a), b = typed<O>(args.b), c = typed<O>(args.c);
   if (args.replace.y) {
     masked_update_impl<T>(args, plan, t0, t1);
     return;
   }
+  using O = opmath_t<T>;
+  const RowCoef<O> a = typed<O>(args.a), b = typed<O>(args.b), c = typed<O>(args.c);
   if (args.noise.tensor) {
     const T* noise = static_cast<const T*>(args.noise.tensor);
     for (int64_t t = t0; t < t1; ++t) {
@@ -350,8 +355,7 @@ void update_impl(const UpdateArgs& args, const Plan& plan, int64_t t0, int64_t t
   }
   if (zero_coef(args.c)) {
     // c = 0 (an ODE step): c·z is zero for every finite z, so draw none.
-    alignas(64) static const O zeros[kTile] = {};
-    for (int64_t t = t0; t < t1; ++t) update_span<T>(args, plan, span_of(plan, t), zeros, a, b, c);
+    for (int64_t t = t0; t < t1; ++t) update_span<T>(args, plan, span_of(plan, t), zero_tile<O>(), a, b, c);
     return;
   }
   TileNoise<O> tile;

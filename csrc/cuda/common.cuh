@@ -79,6 +79,28 @@ __device__ __forceinline__ ChunkPos chunk_pos(int64_t ci, int64_t chunks_per_row
   return ChunkPos{row, g0, g0 + chunk_groups < groups_per_row ? g0 + chunk_groups : groups_per_row};
 }
 
+// Per-row reductions cut into chunks, one block per chunk (grid-stride over
+// blocks): each thread adds its groups with add(row, group, acc0, acc1), the
+// block sums acc0 and (when `second`, the same in the whole grid) acc1, and
+// thread 0 gets done(chunk, row, acc0, acc1). block_sum is defined below.
+template <typename O>
+__device__ __forceinline__ O block_sum(O v, O* shared);
+
+template <typename O, typename Add, typename Done>
+__device__ __forceinline__ void for_each_chunk_sum(int64_t rows, int64_t chunks_per_row, int64_t chunk_groups,
+                                                   int64_t groups_per_row, bool second, O* shared, Add&& add,
+                                                   Done&& done) {
+  const int64_t chunks = rows * chunks_per_row;
+  for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
+    const ChunkPos c = chunk_pos(ci, chunks_per_row, chunk_groups, groups_per_row);
+    O acc0 = 0, acc1 = 0;
+    for (int64_t g = c.g0 + threadIdx.x; g < c.g1; g += blockDim.x) add(c.row, g, acc0, acc1);
+    acc0 = block_sum(acc0, shared);
+    if (second) acc1 = block_sum(acc1, shared);
+    if (threadIdx.x == 0) done(ci, c.row, acc0, acc1);
+  }
+}
+
 __device__ __forceinline__ uint32_t row_id(const NoiseSource& src, int64_t row) {
   return static_cast<uint32_t>(src.row_ids ? src.row_ids[row] : row);
 }

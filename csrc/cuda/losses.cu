@@ -98,23 +98,18 @@ __global__ void row_sums_chunk_kernel(Inputs<T> in, Layout l, opmath_t<T>* __res
   using O = opmath_t<T>;
   __shared__ O shared[kThreads / 32];
   const int64_t chunks = l.rows * l.chunks_per_row;
-  for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
-    const ChunkPos c = chunk_pos(ci, l.chunks_per_row, kChunkGroups, l.groups_per_row);
-    const int64_t row = c.row;
-    O acc0 = 0, acc1 = 0;
-    for (int64_t g = c.g0 + threadIdx.x; g < c.g1; g += blockDim.x) add_group<kVec>(in, l, row, g, acc0, acc1);
-    acc0 = block_sum(acc0, shared);
-    if (out1) acc1 = block_sum(acc1, shared);
-    if (threadIdx.x == 0) {
-      if (l.chunks_per_row == 1) {
-        out0[row] = acc0;
-        if (out1) out1[row] = acc1;
-      } else {
-        partial[ci] = acc0;
-        if (out1) partial[chunks + ci] = acc1;
-      }
-    }
-  }
+  for_each_chunk_sum(
+      l.rows, l.chunks_per_row, kChunkGroups, l.groups_per_row, out1 != nullptr, shared,
+      [&](int64_t row, int64_t g, O& acc0, O& acc1) { add_group<kVec>(in, l, row, g, acc0, acc1); },
+      [&](int64_t ci, int64_t row, O acc0, O acc1) {
+        if (l.chunks_per_row == 1) {
+          out0[row] = acc0;
+          if (out1) out1[row] = acc1;
+        } else {
+          partial[ci] = acc0;
+          if (out1) partial[chunks + ci] = acc1;
+        }
+      });
 }
 
 // Each row's chunks added in order.

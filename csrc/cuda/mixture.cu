@@ -37,6 +37,38 @@ __device__ __forceinline__ Query<O> query_of(const MixtureArgs& a, int64_t q, bo
   return r;
 }
 
+template <typename O>
+__device__ __forceinline__ O warp_sum(O v) {
+#pragma unroll
+  for (int s = 16; s > 0; s /= 2) v += __shfl_xor_sync(0xffffffffu, v, s);
+  return v;
+}
+
+// One centre's step for the coordinates of a query that this thread holds
+// (diff = μ − x): the forward's online softmax, acc ← acc·factor + p·diff;
+// the backward's acc += w·(u·g)·u with u = μ − m = diff + xm and w from the
+// saved lse. `reduce` completes u·g over the threads sharing the query.
+template <bool kBackward, typename O, int N, typename Reduce>
+__device__ __forceinline__ void accumulate(const O (&diff)[N], const O (&xm)[N], const O (&g)[N], O logit, O lse,
+                                           OnlineSoftmax<O>& st, O (&acc)[N], Reduce&& reduce) {
+  if (kBackward) {
+    O u[N], ug = O(0);
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      u[k] = diff[k] + xm[k];
+      ug += u[k] * g[k];
+    }
+    const O wug = exp_nonpositive(logit - lse) * reduce(ug);
+#pragma unroll
+    for (int k = 0; k < N; ++k) acc[k] += wug * u[k];
+  } else {
+    O factor;
+    const O p = st.add_one(logit, factor);
+#pragma unroll
+    for (int k = 0; k < N; ++k) acc[k] = acc[k] * factor + p * diff[k];
+  }
+}
+
 template <typename O, int D, bool kBackward>
 __global__ void __launch_bounds__(kThreads) mixture_small_kernel(MixtureBackArgs b) {
   const MixtureArgs& a = b.fwd;
@@ -75,23 +107,8 @@ __global__ void __launch_bounds__(kThreads) mixture_small_kernel(MixtureBackArgs
         diff[k] = tile[j * D + k] - x[k];
         dist += diff[k] * diff[k];
       }
-      const O logit = mixture_logit(tile_lw[j], dist, qy.inv_h2);
-      if (kBackward) {
-        O u[D], ug = O(0);
-#pragma unroll
-        for (int k = 0; k < D; ++k) {
-          u[k] = diff[k] + xm[k];
-          ug += u[k] * g[k];
-        }
-        const O wug = exp_nonpositive(logit - qy.lse) * ug;
-#pragma unroll
-        for (int k = 0; k < D; ++k) acc[k] += wug * u[k];
-      } else {
-        O factor;
-        const O p = st.add_one(logit, factor);
-#pragma unroll
-        for (int k = 0; k < D; ++k) acc[k] = acc[k] * factor + p * diff[k];
-      }
+      accumulate<kBackward>(diff, xm, g, mixture_logit(tile_lw[j], dist, qy.inv_h2), qy.lse, st, acc,
+                            [](O v) { return v; });
     }
   }
   if (!active) return;
@@ -107,13 +124,6 @@ __global__ void __launch_bounds__(kThreads) mixture_small_kernel(MixtureBackArgs
 #pragma unroll
     for (int k = 0; k < D; ++k) score[q * D + k] = acc[k] / st.l * qy.inv_h2;
   }
-}
-
-template <typename O>
-__device__ __forceinline__ O warp_sum(O v) {
-#pragma unroll
-  for (int s = 16; s > 0; s /= 2) v += __shfl_xor_sync(0xffffffffu, v, s);
-  return v;
 }
 
 template <typename O, int kPer, bool kBackward>
@@ -146,23 +156,9 @@ __global__ void __launch_bounds__(kThreads) mixture_warp_kernel(MixtureBackArgs 
       diff[i] = k < d ? centers[j * d + k] - x[i] : O(0);
       dist += diff[i] * diff[i];
     }
-    const O logit = mixture_logit(lw ? lw[j] : O(0), warp_sum(dist), qy.inv_h2);
-    if (kBackward) {
-      O u[kPer], ug = O(0);
-#pragma unroll
-      for (int i = 0; i < kPer; ++i) {
-        u[i] = lane + 32 * i < d ? diff[i] + xm[i] : O(0);
-        ug += u[i] * g[i];
-      }
-      const O wug = exp_nonpositive(logit - qy.lse) * warp_sum(ug);
-#pragma unroll
-      for (int i = 0; i < kPer; ++i) acc[i] += wug * u[i];
-    } else {
-      O factor;
-      const O p = st.add_one(logit, factor);
-#pragma unroll
-      for (int i = 0; i < kPer; ++i) acc[i] = acc[i] * factor + p * diff[i];
-    }
+    // Coordinates past d have diff = xm = g = 0, so they add nothing.
+    accumulate<kBackward>(diff, xm, g, mixture_logit(lw ? lw[j] : O(0), warp_sum(dist), qy.inv_h2), qy.lse, st,
+                          acc, [](O v) { return warp_sum(v); });
   }
   if (!kBackward && lane == 0) static_cast<O*>(a.lse)[q] = st.lse(O(0));
 #pragma unroll

@@ -235,20 +235,13 @@ __global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __re
   using O = opmath_t<T>;
   __shared__ O shared[kThreads / 32];
   const int64_t chunks = l.rows * l.chunks_per_row;
-  for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
-    const ChunkPos c = chunk_pos(ci, l.chunks_per_row, kChunkGroups, l.groups_per_row);
-    const int64_t row = c.row;
-    O ss = 0, zz = 0;
-    for (int64_t g = c.g0 + threadIdx.x; g < c.g1; g += blockDim.x) {
-      group_squares(score, noise, src, row, g, l.cols, ss, zz);
-    }
-    ss = block_sum(ss, shared);
-    zz = block_sum(zz, shared);
-    if (threadIdx.x == 0) {
-      partial[ci] = ss;
-      partial[chunks + ci] = zz;
-    }
-  }
+  for_each_chunk_sum(
+      l.rows, l.chunks_per_row, kChunkGroups, l.groups_per_row, true, shared,
+      [&](int64_t row, int64_t g, O& ss, O& zz) { group_squares(score, noise, src, row, g, l.cols, ss, zz); },
+      [&](int64_t ci, int64_t, O ss, O zz) {
+        partial[ci] = ss;
+        partial[chunks + ci] = zz;
+      });
 }
 
 // One block: norms per row (chunks summed in order), their batch means when
