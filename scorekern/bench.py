@@ -493,6 +493,28 @@ class _TimedScore:
         return out
 
 
+def time_paths(run: Callable, make_score: Callable, device, warm_up: bool = True) -> dict:
+    """``run(score, warm)`` on the fused path and on the twin path
+    (``use_backend("torch")``), side by side: a warm-up call (``warm=True``)
+    unless ``warm_up`` is False, then the measured one with a fresh
+    ``make_score()`` wrapped in :class:`_TimedScore`. Returns
+    ``{path: (seconds, timed score)}``."""
+    from . import use_backend
+
+    out = {}
+    for path in ("fused", "twin"):
+        with use_backend("auto" if path == "fused" else "torch"):
+            if warm_up:
+                run(_TimedScore(make_score(), device), True)
+            score = _TimedScore(make_score(), device)
+            _sync(device)
+            t0 = time.perf_counter()
+            run(score, False)
+            _sync(device)
+            out[path] = (time.perf_counter() - t0, score)
+    return out
+
+
 def _analytic_score(sde, mu: float = 0.5, std: float = 0.3):
     """The exact score of data N(μ, std²I) under the SDE: −(x − mμ)/(m²std² + s²)."""
 
@@ -530,7 +552,6 @@ def sampler_cases(device: str, quick: bool):
 def run_samplers(device: str | None = None, quick: bool = False, log=print) -> list[dict]:
     """A full PC sampler (reverse diffusion + one Langevin corrector step, VP)
     per case: steps per second and the time outside the score function."""
-    from . import use_backend
     from .samplers import pc_sampler
     from .sde import VPSDE
 
@@ -538,18 +559,13 @@ def run_samplers(device: str | None = None, quick: bool = False, log=print) -> l
     log(f"{'sampler case':<28} {'path':<9} {'steps/s':>8} {'total s':>8} {'score s':>8} {'outside ms/step':>16} {'x less':>7}")
     records = []
     for name, shape, make_score, n in sampler_cases(device, quick):
-        sde = VPSDE(N=n)
+        sde, warm = VPSDE(N=n), VPSDE(N=50)
+
+        def sample(score, is_warm_up, shape=shape):
+            pc_sampler(score, warm if is_warm_up else sde, shape, device=device, progress=False)
+
         rows = {}
-        for path in ("fused", "twin"):
-            score = _TimedScore(make_score(sde), device)
-            with use_backend("auto" if path == "fused" else "torch"):
-                warm = VPSDE(N=50)
-                pc_sampler(_TimedScore(make_score(warm), device), warm, shape, device=device, progress=False)
-                _sync(device)
-                t0 = time.perf_counter()
-                pc_sampler(score, sde, shape, device=device, progress=False)
-                _sync(device)
-                total = time.perf_counter() - t0
+        for path, (total, score) in time_paths(sample, lambda: make_score(sde), device).items():
             outside = total - score.seconds
             rows[path] = dict(case=f"pc_sampler {name}", shape=list(shape), steps=n, path=path,
                               steps_per_s=round(n / total, 2), total_s=round(total, 3),
@@ -578,7 +594,7 @@ def run_likelihood(device: str | None = None, quick: bool = False, log=print) ->
     """``likelihood.log_likelihood`` (rk4, one Rademacher probe) of data under
     the exact score of N(0.5, 0.3²I) (VP): seconds per call and score
     evaluations per second, the fused path against the twin path."""
-    from . import likelihood, use_backend
+    from . import likelihood
     from .sde import VPSDE
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -587,17 +603,13 @@ def run_likelihood(device: str | None = None, quick: bool = False, log=print) ->
     records = []
     for shape, n_steps in likelihood_cases(quick):
         x = (0.5 + 0.3 * torch.randn(shape, generator=torch.Generator().manual_seed(0))).to(device)
+
+        def evaluate(score, is_warm_up, x=x, n_steps=n_steps):
+            likelihood.log_likelihood(score, sde, x, n_steps=2 if is_warm_up else n_steps,
+                                      generator=torch.Generator(device=device).manual_seed(0))
+
         rows = {}
-        for path in ("fused", "twin"):
-            with use_backend("auto" if path == "fused" else "torch"):
-                gen = torch.Generator(device=device).manual_seed(0)
-                likelihood.log_likelihood(_analytic_score(sde), sde, x, n_steps=2, generator=gen)  # warm-up
-                score = _TimedScore(_analytic_score(sde), device)
-                _sync(device)
-                t0 = time.perf_counter()
-                likelihood.log_likelihood(score, sde, x, n_steps=n_steps, generator=gen)
-                _sync(device)
-                total = time.perf_counter() - t0
+        for path, (total, score) in time_paths(evaluate, lambda: _analytic_score(sde), device).items():
             rows[path] = dict(case="log_likelihood rk4 rademacher", shape=list(shape), steps=n_steps, path=path,
                               s_per_call=round(total, 4), evals_per_s=round(score.calls / total, 1),
                               score_s=round(score.seconds, 4), outside_s=round(total - score.seconds, 4))

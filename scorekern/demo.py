@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import losses, samplers, use_backend
-from .bench import _TimedScore, _sync
+from . import losses, samplers
+from .bench import time_paths
 from .sde import VESDE, ncsn_sigmas
 
 __all__ = ["mixture", "ScoreMLP", "train", "energy_distance", "recovered_weights", "run"]
@@ -151,18 +151,12 @@ def _sample_both(model, sde, n, device, seed, progress):
 def _speed(model, sde, n, device, seed):
     """One PC sampler run per path, same network and seed: steps/s and the
     time outside the network."""
-    rows = {}
-    for path in ("fused", "twin"):
-        score = _TimedScore(model, device)
+    def sample(score, _):
         gen = torch.Generator(device=device).manual_seed(seed)
-        with use_backend("auto" if path == "fused" else "torch"):
-            _sync(device)
-            t0 = time.perf_counter()
-            samplers.pc_sampler(score, sde, (n, 2), generator=gen, device=device, progress=False)
-            _sync(device)
-            total = time.perf_counter() - t0
-        rows[path] = dict(total_s=total, steps_per_s=sde.N / total, outside_ms=1e3 * (total - score.seconds) / sde.N)
-    return rows
+        samplers.pc_sampler(score, sde, (n, 2), generator=gen, device=device, progress=False)
+
+    return {path: dict(total_s=total, steps_per_s=sde.N / total, outside_ms=1e3 * (total - score.seconds) / sde.N)
+            for path, (total, score) in time_paths(sample, lambda: model, device, warm_up=False).items()}
 
 
 def _plot(path, data_x, pc, ald, model, data: Mixture, device):
