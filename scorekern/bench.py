@@ -386,6 +386,35 @@ def _naive_mixture_score(x, centers, h):
 
 
 @contextlib.contextmanager
+def float32_matmul_precision(precision: str):
+    """torch.set_float32_matmul_precision for the duration of a block; "high"
+    lets float32 matmuls, and scorekern's mixture kernel, use TF32 tensor cores."""
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+def _in_tf32(fn):
+    def run():
+        with float32_matmul_precision("high"):
+            return fn()
+
+    return run
+
+
+def tf32_peak_gflops(repeat: int = 10, n: int = 8192) -> float:
+    """What this GPU's TF32 tensor cores do on a large square float32 matmul
+    (GFLOP/s): the peak the mixture kernel is measured against."""
+    a = torch.randn(n, n, device="cuda")
+    b = torch.randn(n, n, device="cuda")
+    ms = time_ms(_in_tf32(lambda: a @ b), "cuda", repeat)
+    return 2.0 * n**3 / ms / 1e6
+
+
+@contextlib.contextmanager
 def _quiet_stderr():
     """Silence file descriptor 2 while the profiler runs: its C++ side prints
     a line as it starts and stops, which would break the table. (Python
@@ -427,15 +456,25 @@ def _peak_bytes(fn, device) -> int:
 def run_mixture(device: str | None = None, quick: bool = False, compile_baseline: bool = True,
                 log=print) -> list[dict]:
     """mixture_score at M = 4096 queries, N = 16384 centres, d = 2 and 64,
-    float32, bandwidth 1: time and peak memory of each implementation."""
+    float32, bandwidth 1: time and peak memory of each implementation. On a
+    GPU also the fused kernel and the SDPA trick with TF32 allowed, and the
+    TF32 matmul peak of the same run (a record of its own); the TF32 rows
+    carry their fraction of it."""
     from . import ops
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     repeat = 2 if quick else (20 if device == "cuda" else 5)
     m, n = (512, 2048) if quick else (4096, 16384)
     compile_baseline = compile_baseline and not quick
-    log(f"{'mixture_score':<18} {'M, N, d':<18} {'impl':<16} {'ms':>9} {'GFLOP/s':>8} {'peak MiB':>9} {'x naive':>8}")
     records = []
+    peak_gflops = None
+    if device == "cuda":
+        size = 4096 if quick else 8192
+        peak_gflops = round(tf32_peak_gflops(repeat=3 if quick else 10, n=size), 1)
+        records.append(dict(op="tf32 matmul peak", shape=[size] * 3, dtype="float32", impl="torch.mm (TF32)",
+                            gflops=peak_gflops))
+        log(f"TF32 matmul peak (torch.mm, float32 with TF32 allowed): {peak_gflops / 1e3:.1f} TFLOP/s")
+    log(f"{'mixture_score':<18} {'M, N, d':<18} {'impl':<16} {'ms':>9} {'GFLOP/s':>8} {'peak MiB':>9} {'x naive':>8}")
     for d in (2, 64):
         gen = torch.Generator(device=device).manual_seed(d)
         x = torch.randn(m, d, generator=gen, device=device)
@@ -446,6 +485,9 @@ def run_mixture(device: str | None = None, quick: bool = False, compile_baseline
             "naive twin": lambda: _naive_mixture_score(x, centers, h),
             "sdpa trick": lambda: sdpa_mixture_score(x, centers, h),
         }
+        if device == "cuda":
+            impls["fused tf32"] = _in_tf32(impls["fused"])
+            impls["sdpa trick tf32"] = _in_tf32(impls["sdpa trick"])
         if compile_baseline:
             impls["compiled twin"] = torch.compile(lambda: _naive_mixture_score(x, centers, h))
         rows = []
@@ -461,6 +503,8 @@ def run_mixture(device: str | None = None, quick: bool = False, compile_baseline
             # generated CPU code, so its peak is reported on the GPU only.
             peak = None if impl == "compiled twin" and device == "cpu" else _peak_bytes(fn, device)
             flops = 4.0 * m * n * d  # the two products x·μ and Σ p·μ
+            if impl.endswith("tf32"):
+                extra["fraction_of_tf32_peak"] = round(flops / ms / 1e6 / peak_gflops, 3)
             rows.append(dict(op="mixture_score", shape=[m, n, d], dtype="float32", impl=impl, ms=round(ms, 3),
                              gflops=round(flops / ms / 1e6, 1), peak_bytes=peak, **extra))
         naive = next(r["ms"] for r in rows if r["impl"] == "naive twin")

@@ -703,6 +703,12 @@ def mixture_score(x, centers, bandwidth, *, log_weights=None):
     Differentiable with respect to ``x`` (the Jacobian is
     ``(Cov_w(μ)/h² − I)/h²``), not with respect to the centres, bandwidth or
     weights. Returns x's shape and dtype.
+
+    On CUDA (sm_80+), for 16 ≤ d ≤ 128, the forward uses TF32 tensor cores
+    where torch lets float32 matmuls use them
+    (``torch.set_float32_matmul_precision("high")``) and always for 16-bit
+    data; logits are then off by up to about ``2⁻¹⁰·Σₖ|xₖμₖ|/h²``. By
+    torch's default ("highest") it is exact float32.
     """
     flat, values, scale = _check_mixture(x, centers, bandwidth, log_weights)
     if not _backend.uses_compiled(x.device):

@@ -1,6 +1,7 @@
 // The torch glue of the CUDA kernels: checks the tensors (arguments.cpp, as
 // on the CPU), then calls the torch-free launchers on the current stream.
 // Built only with CUDA; nothing here synchronises with the host.
+#include <ATen/Context.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
@@ -189,7 +190,15 @@ std::tuple<at::Tensor, at::Tensor> mixture_score_cuda(const at::Tensor& x, const
   check_mixture_dim(call.args.d, op);
   MixtureBackArgs args{};
   args.fwd = call.args;
-  C10_CUDA_CHECK(cuda::launch_mixture(args, false, current_stream()));
+  // TF32 tensor cores where torch's float32 matmuls may use them
+  // (torch.backends.cuda.matmul, set_float32_matmul_precision), and always
+  // for 16-bit data, which TF32 holds exactly.
+  const bool tensor_cores = x.scalar_type() != at::kFloat || at::globalContext().allowTF32CuBLAS();
+  const size_t bytes = cuda::mixture_workspace_bytes(args.fwd, tensor_cores);
+  at::Tensor workspace;
+  if (bytes) workspace = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+  C10_CUDA_CHECK(cuda::launch_mixture(args, false, tensor_cores, bytes ? workspace.data_ptr() : nullptr,
+                                      current_stream()));
   return {call.score_result(), call.lse};
 }
 
@@ -202,7 +211,7 @@ at::Tensor mixture_score_backward_cuda(const at::Tensor& grad, const at::Tensor&
   MixtureBackCall call =
       prepare_mixture_backward(grad, x, centers, bandwidth, bandwidth_scale, log_weights, score, lse, op);
   check_mixture_dim(call.fwd.args.d, op);
-  C10_CUDA_CHECK(cuda::launch_mixture(call.args, true, current_stream()));
+  C10_CUDA_CHECK(cuda::launch_mixture(call.args, true, false, nullptr, current_stream()));
   return call.grad_x.to(call.fwd.out_dtype);
 }
 

@@ -49,9 +49,14 @@ cudaError_t launch_row_sums(const RowSumArgs& args, void* workspace, void* out0,
 
 // The mixture scores (mixture.h): the forward writes args.fwd.score (when
 // set) and args.fwd.lse; the backward reads them and the gradient and writes
-// args.grad_x. d may be at most mixture_max_dim().
+// args.grad_x. d may be at most mixture_max_dim(). `tensor_cores` lets a
+// float32 forward with 16 ≤ d ≤ 128 take TF32 tensor cores on sm_80 or newer;
+// it then needs mixture_workspace_bytes(args.fwd, true) bytes of device
+// memory (4-byte aligned; often none).
 int64_t mixture_max_dim();
-cudaError_t launch_mixture(const MixtureBackArgs& args, bool backward, cudaStream_t stream);
+size_t mixture_workspace_bytes(const MixtureArgs& args, bool tensor_cores);
+cudaError_t launch_mixture(const MixtureBackArgs& args, bool backward, bool tensor_cores, void* workspace,
+                           cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace scorekern
