@@ -52,6 +52,10 @@ __all__ = [
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _U64 = 1 << 64
+# The offset passed to the CUDA kernels during graph capture: they then take
+# the default CUDA generator's graph-safe state, read on the device at each
+# replay (csrc/cuda/glue.cpp). Users cannot pass it as an explicit offset.
+_CAPTURED_OFFSET = _U64 - 1
 
 
 # ---------------------------------------------------------------------------
@@ -100,9 +104,10 @@ def draw_seed_offset(generator: torch.Generator | None, device: torch.device) ->
             # The offset read here would be baked into the graph and every
             # replay would repeat the same noise (DESIGN §2).
             raise RuntimeError(
-                "scorekern: drawing noise from a generator during CUDA graph capture is not "
-                "supported yet (each replay would repeat the captured noise); pass `noise=` "
-                "or explicit seeds outside the graph"
+                "scorekern: this op cannot draw noise from a generator during CUDA graph capture "
+                "(each replay would repeat the captured noise); pass `noise=` or explicit seeds. "
+                "The update ops, the samplers built on them and randn_like/rademacher_like can, "
+                "from the default CUDA generator"
             )
         offset = generator.get_offset()
         generator.set_offset(offset + 4)  # PyTorch's Philox offsets advance in fours
@@ -131,13 +136,24 @@ def _check_stream(generator, seed, offset) -> None:
     if seed is None:
         raise ValueError("offset was given without seed; pass seed too")
     _check_word(seed, "seed")
-    if offset is not None:
-        _check_word(offset, "offset")
+    if offset is not None and _check_word(offset, "offset") == _CAPTURED_OFFSET:
+        raise ValueError("offset 2**64 - 1 is reserved (it marks noise drawn during CUDA graph capture)")
 
 
-def _stream(x, generator, seed=None, offset=None) -> tuple[int, int]:
+def _stream(x, generator, seed=None, offset=None, capturable=False) -> tuple[int, int]:
     """(seed, offset) as schema ints: explicit ones (checked by _check_stream
-    beforehand), or drawn from the generator."""
+    beforehand), or drawn from the generator. With ``capturable``, during CUDA
+    graph capture, the marker that has the kernel take the default CUDA
+    generator's graph-safe state (each replay draws fresh noise, the same as
+    an eager run from the same generator state would)."""
+    if seed is None and offset is None and capturable and x.is_cuda and torch.cuda.is_current_stream_capturing():
+        index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+        if generator is not None and generator is not torch.cuda.default_generators[index]:
+            raise RuntimeError(
+                "scorekern: during CUDA graph capture noise is drawn from the default CUDA generator "
+                "only (generator=None): a custom generator's offsets would be baked into the graph"
+            )
+        return 0, _as_int64(_CAPTURED_OFFSET)
     if seed is None and offset is None:
         seed, offset = draw_seed_offset(generator, x.device)
     elif offset is None:
@@ -276,7 +292,7 @@ def _noise_like(name, twin, x, generator, seed, offset, row_ids):
     _check_stream(generator, seed, offset)
     if not _backend.uses_compiled(x.device):
         return twin(x, generator=generator, seed=seed, offset=offset, row_ids=row_ids)
-    seed, offset = _stream(x, generator, seed, offset)
+    seed, offset = _stream(x, generator, seed, offset, capturable=True)
     # Only x's shape, dtype and device matter: the noise never depends on its values.
     return getattr(torch.ops.scorekern, name)(x.detach(), seed, offset, row_ids)
 
@@ -324,7 +340,7 @@ def _call(name: str, args: tuple, x, out, return_mean: bool):
 
 
 def _fused_update(x, score, coefs, noise, generator, row_ids, out, return_mean):
-    seed, offset = (0, 0) if noise is not None else _stream(x, generator)
+    seed, offset = (0, 0) if noise is not None else _stream(x, generator, capturable=True)
     flat = tuple(item for pair in coefs for item in pair)
     return _call("noisy_update", (x, score, *flat, noise, seed, offset, row_ids), x, out, return_mean)
 
@@ -403,7 +419,7 @@ def snr_langevin_step(x, score, snr, *, alpha=1.0, norms="batch", noise=None, ge
     if not _backend.uses_compiled(x.device):
         return reference.snr_langevin_step(x, score, float(snr), alpha=alpha, norms=norms, noise=noise,
                                            generator=generator, row_ids=row_ids, out=out, return_mean=return_mean)
-    seed, offset = (0, 0) if noise is not None else _stream(x, generator)
+    seed, offset = (0, 0) if noise is not None else _stream(x, generator, capturable=True)
     args = (x, score, float(snr), alpha_values, alpha_scale, norms == "batch", noise, seed, offset, row_ids)
     return _call("snr_langevin_step", args, x, out, return_mean)
 
@@ -457,9 +473,9 @@ def masked_update(x, score, y, mask, a, b, c, mu, sigma, *, noise=None, observed
                                        out=out, return_mean=return_mean)
     seed = offset = observed_offset = 0
     if noise is None:
-        seed, offset = _stream(x, generator)
+        seed, offset = _stream(x, generator, capturable=True)
     if observed_noise is None:
-        seed, observed_offset = _stream(x, generator)
+        seed, observed_offset = _stream(x, generator, capturable=True)
     flat = tuple(item for pair in coefs for item in pair)
     args = (x, score, y, mask, *flat, noise, observed_noise, seed, offset, observed_offset, row_ids)
     return _call("masked_update", args, x, out, return_mean)

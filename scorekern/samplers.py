@@ -290,6 +290,11 @@ def pc_sampler(score_fn: Callable, sde: SDE, shape, *, predictor="reverse_diffus
     ``"ou_reverse"``, or None). ``score_fn(x, t)`` gets ``t`` as a ``[B]``
     tensor. Returns the last mean (``denoise=True``) or sample; with
     ``return_steps``, also ``{step: x}`` after those steps.
+
+    On CUDA the whole run can be captured in a CUDA graph when ``score_fn``
+    can (``generator=None``: noise from the default CUDA generator's
+    graph-safe state, fresh at each replay and equal to an eager run's from
+    the same state).
     """
     _check_score_fn(score_fn)
     _check_pc(sde, corrector, eps, n_corrector_steps)
@@ -299,7 +304,8 @@ def pc_sampler(score_fn: Callable, sde: SDE, shape, *, predictor="reverse_diffus
     ts = torch.linspace(sde.T, eps, sde.N)  # the reference's grid, in float32 on the CPU
     table = _predictor_table(predictor, sde, ts, probability_flow) if predictor is not None else None
     correct = _corrector_step(corrector, sde, ts, snr, norms, generator, row_ids)
-    t_dev = ts.to(device=device, dtype=x.dtype)
+    # The same grid made on the device (no host-to-device copy, which CUDA graph capture forbids).
+    t_dev = torch.linspace(sde.T, eps, sde.N, device=device).to(x.dtype)
     loop = _Loop(sde.N, "pc_sampler", progress, callback, return_steps)
     x_mean = x
     last = sde.N - 1

@@ -156,6 +156,81 @@ def test_samplers_do_not_synchronise_per_step():
             torch.cuda.set_sync_debug_mode("default")
 
 
+def _kernels(fn):
+    """The names of the GPU kernels that fn launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return [e.name for e in prof.events()
+            if e.device_type == torch.autograd.DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset"))]
+
+
+def test_pc_sampler_launches_per_step():
+    """Besides the score function: one kernel per predictor step; the
+    corrector takes three (the norms' sums, the step sizes, the update)
+    where the target is two."""
+    from scorekern import samplers
+    from scorekern.sde import VPSDE
+
+    sde = VPSDE(N=20)
+    s = torch.randn(64, 3, device="cuda")
+
+    def run(**kwargs):  # the score function launches nothing
+        return samplers.pc_sampler(lambda x, t: s, sde, (64, 3), device="cuda", progress=False, **kwargs)
+
+    run()
+    base = len(_kernels(lambda: run(predictor=None, corrector=None)))  # the prior and the time grid
+    assert len(_kernels(lambda: run(corrector=None))) - base == sde.N
+    assert len(_kernels(lambda: run(predictor=None))) - base == 3 * sde.N
+
+
+def test_pc_sampler_captures_in_a_cuda_graph():
+    """The whole run captured: each replay draws fresh noise from the default
+    generator, the same as an eager run from the same generator state."""
+    from scorekern import samplers
+    from scorekern.sde import VESDE
+
+    sde = VESDE(N=30)
+
+    def run():
+        return samplers.pc_sampler(lambda x, t: -x / (1.0 + t[:, None] ** 2), sde, (64, 3), device="cuda",
+                                   progress=False)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        run()  # warm up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = run()
+    torch.manual_seed(7)
+    graph.replay()
+    first = out.clone()
+    torch.manual_seed(7)
+    eager = run()
+    assert torch.equal(first, eager)
+    graph.replay()
+    assert torch.isfinite(out).all() and not torch.equal(out, first)
+
+
+def test_capture_takes_the_default_generator_only(monkeypatch):
+    x = torch.randn(4, 8, device="cuda")
+    gen = torch.Generator("cuda").manual_seed(0)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    with pytest.raises(RuntimeError, match="default CUDA generator only"):
+        ops.noisy_update(x, x, 1.0, 0.1, 0.2, generator=gen)
+    with pytest.raises(RuntimeError, match="cannot draw noise from a generator during CUDA graph capture"):
+        ops.perturb(x, 1.0, 0.5)
+    monkeypatch.undo()
+    # The capture marker outside a capture is refused by the kernel's glue.
+    with pytest.raises(RuntimeError, match="no capture is underway"):
+        torch.ops.scorekern.randn(x, 0, -1, None)
+
+
 def test_pc_sampler_on_cuda_samples_a_gaussian():
     from scorekern import samplers
     from scorekern.sde import VPSDE

@@ -217,6 +217,9 @@ def test_seed_checks():
         ops.randn_like(like, seed=1.5)
     with pytest.raises(ValueError, match="either generator or seed"):
         ops.rademacher_like(like, generator=torch.Generator(), seed=1)
+    with pytest.raises(ValueError, match="2\\*\\*64 - 1 is reserved"):
+        ops.randn_like(like, seed=1, offset=2**64 - 1)
+    assert torch.isfinite(ops.randn_like(like, seed=1, offset=2**64 - 2)).all()
 
 
 def test_generator_device_must_match():

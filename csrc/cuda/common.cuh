@@ -101,6 +101,18 @@ __device__ __forceinline__ void for_each_chunk_sum(int64_t rows, int64_t chunks_
   }
 }
 
+// The source with its stream position complete: under graph capture, the
+// seed and base offset that this launch of the graph reads on the device.
+// Kernels call it once, on their NoiseSource argument.
+__device__ __forceinline__ NoiseSource resolved(NoiseSource src) {
+  if (src.captured_seed) {
+    const uint64_t within = (static_cast<uint64_t>(src.pos.off1) << 32) | src.pos.off0;
+    src.pos = make_stream_pos(static_cast<uint64_t>(*src.captured_seed),
+                              static_cast<uint64_t>(*src.captured_offset) + within);
+  }
+  return src;
+}
+
 __device__ __forceinline__ uint32_t row_id(const NoiseSource& src, int64_t row) {
   return static_cast<uint32_t>(src.row_ids ? src.row_ids[row] : row);
 }

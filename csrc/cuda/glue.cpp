@@ -3,11 +3,15 @@
 // Built only with CUDA; nothing here synchronises with the host.
 #include <ATen/Context.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <mutex>
 
 #include "../arguments.h"
 #include "launchers.h"
@@ -16,6 +20,34 @@ namespace scorekern {
 namespace {
 
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+// The offset that the Python layer passes for noise drawn during CUDA graph
+// capture (ops._stream; 2⁶⁴ − 1 as a word, refused as an explicit offset):
+// the stream position is then the default CUDA generator's graph-safe
+// Philox state, as PyTorch's own dropout takes it. Its seed and base offset
+// are read on the device at each replay (common.cuh, resolved), so replays
+// draw fresh noise, and the same noise as an eager run from the same state.
+constexpr int64_t kCapturedOffset = -1;
+
+void take_captured_stream(NoiseSource& src, int64_t offset, const at::Tensor& like, const char* op) {
+  if (offset != kCapturedOffset || src.tensor) return;
+  TORCH_CHECK(c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None, op,
+              ": offset 2**64 - 1 marks noise drawn during CUDA graph capture, but no capture is underway");
+  auto* gen = at::check_generator<at::CUDAGeneratorImpl>(
+      at::cuda::detail::getDefaultCUDAGenerator(like.device().index()));
+  at::PhiloxCudaState state;
+  {
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    state = gen->philox_cuda_state(4);  // offsets advance in fours, as draw_seed_offset's
+  }
+  if (state.captured_) {
+    src.captured_seed = state.seed_.ptr;
+    src.captured_offset = state.offset_.ptr;
+    src.pos = make_stream_pos(0, state.offset_intragraph_);
+  } else {
+    src.pos = make_stream_pos(state.seed_.val, state.offset_.val);
+  }
+}
 
 at::Tensor philox4x32_cuda(const at::Tensor& counter, int64_t seed) {
   TORCH_CHECK(counter.scalar_type() == at::kLong, "philox4x32: counter must be int64, got ",
@@ -37,7 +69,8 @@ at::Tensor noise_cuda(const at::Tensor& like, int64_t seed, int64_t offset,
   const DType dtype = kernel_dtype(like, op);
   const c10::cuda::CUDAGuard guard(like.device());
   at::Tensor out = empty_output(like.sizes(), like.options());
-  const NoiseSource src{nullptr, checked_row_ids(row_ids, like, shape.rows, op), stream_pos(seed, offset)};
+  NoiseSource src{nullptr, checked_row_ids(row_ids, like, shape.rows, op), stream_pos(seed, offset)};
+  take_captured_stream(src, offset, like, op);
   C10_CUDA_CHECK(cuda::launch_fill_noise(dtype, kind, shape.rows, shape.cols, out.data_ptr(), src,
                                          current_stream()));
   return out;
@@ -63,6 +96,7 @@ void noisy_update_out_cuda(const at::Tensor& x, const at::Tensor& score,
   constexpr const char* op = "noisy_update";
   const c10::cuda::CUDAGuard guard(x.device());
   UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  take_captured_stream(call.args.noise, offset, x, op);
   const int64_t rows = call.args.rows;
   call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
   call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
@@ -97,6 +131,9 @@ void masked_update_out_cuda(const at::Tensor& x, const at::Tensor& score, const 
   UpdateCall call = prepare_masked_update(x, score, y, mask, a, a_scale, b, b_scale, c, c_scale, mu, mu_scale,
                                           sigma, sigma_scale, noise, observed_noise, seed, offset,
                                           observed_offset, row_ids, out, mean_out, "masked_update");
+  // In the order the Python layer draws them: the update's noise, then the observed entries'.
+  take_captured_stream(call.args.noise, offset, x, "masked_update");
+  take_captured_stream(call.args.replace.noise, observed_offset, x, "masked_update");
   C10_CUDA_CHECK(cuda::launch_noisy_update(call.args, current_stream()));
   call.finish();
 }
@@ -124,6 +161,7 @@ void snr_langevin_step_out_cuda(const at::Tensor& x, const at::Tensor& score, do
   constexpr const char* op = "snr_langevin_step";
   const c10::cuda::CUDAGuard guard(x.device());
   UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  take_captured_stream(call.args.noise, offset, x, op);
   cuda::SnrArgs args{call.args, snr,
                      checked_coef(alpha, alpha_scale, x, call.args.rows, "alpha", op), batch_norms};
   const size_t bytes = cuda::snr_workspace_bytes(call.args.rows, call.args.cols, call.args.dtype);

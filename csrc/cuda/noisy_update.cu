@@ -51,6 +51,7 @@ __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
                                     int64_t rows, int64_t cols, int64_t groups_per_row,
                                     Coefs<opmath_t<T>> coefs, NoiseSource src, bool zero_noise) {
   using O = opmath_t<T>;
+  src = resolved(src);
   for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
     O xv[4], sv[4], z[4];
     load4<kVec>(x + base, n, xv);
@@ -80,6 +81,8 @@ __global__ void masked_update_kernel(const T* x, const T* __restrict__ score, co
                                      RowCoef<opmath_t<T>> sigma, NoiseSource src, NoiseSource observed_src,
                                      bool zero_noise, bool zero_observed_noise) {
   using O = opmath_t<T>;
+  src = resolved(src);
+  observed_src = resolved(observed_src);
   for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
     O xv[4], sv[4], yv[4], mv[4], z1[4], z2[4];
     load4<kVec>(x + base, n, xv);
@@ -219,6 +222,7 @@ template <typename T>
 __global__ void snr_sums_short_kernel(const T* __restrict__ score, const T* __restrict__ noise,
                                       SnrLayout l, NoiseSource src, double* __restrict__ partial) {
   using O = opmath_t<T>;
+  src = resolved(src);
   for (int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; row < l.rows;
        row += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     O ss = 0, zz = 0;
@@ -233,6 +237,7 @@ template <typename T>
 __global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __restrict__ noise,
                                       SnrLayout l, NoiseSource src, double* __restrict__ partial) {
   using O = opmath_t<T>;
+  src = resolved(src);
   __shared__ O shared[kThreads / 32];
   const int64_t chunks = l.rows * l.chunks_per_row;
   for_each_chunk_sum(

@@ -27,6 +27,7 @@ template <typename T, bool kVec>
 __global__ void fill_noise_kernel(T* __restrict__ out, int64_t rows, int64_t cols,
                                   int64_t groups_per_row, NoiseKind kind, NoiseSource src) {
   using O = opmath_t<T>;
+  src = resolved(src);
   for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
     O z[4];
     stream_group(src, at.row, at.group, kind, z);

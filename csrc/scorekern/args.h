@@ -20,10 +20,15 @@ struct Coef {
 };
 
 // Where the noise comes from: a tensor of the data's dtype, or the stream.
+// Under CUDA graph capture the seed and a base offset are read on the device
+// at launch (torch's graph-safe Philox state: captured_seed and
+// captured_offset point to them), and pos holds the offset within the graph.
 struct NoiseSource {
   const void* tensor;      // if set, used instead of the stream
   const int64_t* row_ids;  // per-row ids, or null for the row index
   StreamPos pos;
+  const int64_t* captured_seed;    // null unless captured
+  const int64_t* captured_offset;  // added to pos's offset
 };
 
 // Inpainting's replacement of the observed entries (noisy_update.h): where
