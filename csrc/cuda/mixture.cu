@@ -9,7 +9,7 @@
 // maximum) and sums w ((μ − m)·g)(μ − m).
 //
 // - float32 forward, 16 ≤ d ≤ 128, sm_80 or newer, when the caller allows
-//   TF32 (mixture_tensor_core_plan): the expanded form on tensor cores, as
+//   TF32 (tc_plan): the expanded form on tensor cores, as
 //   flash attention does it. A block of four warps owns 64 queries (16 per
 //   warp); per tile of 64 centres staged in shared memory, x·μ and Σ p μ are
 //   WMMA products (TF32 inputs, float32 accumulation), ‖μ‖²/2 and ‖x‖² are
@@ -241,16 +241,35 @@ __device__ __forceinline__ void round_tf32(Frag& f) {
   for (int t = 0; t < f.num_elements; ++t) f.x[t] = nvcuda::wmma::__float_to_tf32(f.x[t]);
 }
 
+// One warp's 16×16 block c = a·b on tensor cores, over kSteps steps of 8 along
+// the inner dimension: a row-major (already TF32), b exact and rounded per
+// fragment, `b_step` floats apart per step; c stored row-major.
+template <typename FragB, int kSteps>
+__device__ __forceinline__ void mma_block(const float* a, int lda, const float* b, int ldb, int b_step, float* c,
+                                          int ldc) {
+  namespace wmma = nvcuda::wmma;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+  for (int k = 0; k < kSteps; ++k) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+    FragB fb;
+    wmma::load_matrix_sync(fa, a + 8 * k, lda);
+    wmma::load_matrix_sync(fb, b + k * b_step, ldb);
+    round_tf32(fb);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+  wmma::store_matrix_sync(c, acc, ldc, wmma::mem_row_major);
+}
+
 template <int kDp>
 __global__ void __launch_bounds__(kTcThreads) mixture_tc_kernel(MixtureArgs a, int64_t tiles_per_split,
                                                                  float* part_ml, float* part_acc) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   namespace wmma = nvcuda::wmma;
   using L = TcLayout<kDp>;
-  using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-  using FragBc = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
-  using FragBr = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-  using FragC = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+  using ColB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+  using RowB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
   constexpr int kCols = kDp / 2;  // accumulator columns per thread
   extern __shared__ __align__(128) float smem[];
   float* xs = smem + L::kX;
@@ -303,21 +322,11 @@ __global__ void __launch_bounds__(kTcThreads) mixture_tc_kernel(MixtureArgs a, i
       s += __shfl_xor_sync(0xffffffffu, s, 1);
       if (threadIdx.x % 2 == 0) norms[j] = 0.5f * s;
     }
-    // x·μ for the warp's 16 queries and the tile's centres.
+    // x·μ for the warp's 16 queries and the tile's centres (μᵀ: the centre
+    // rows read column-major).
 #pragma unroll 1
     for (int nb = 0; nb < kTcTile / 16; ++nb) {
-      FragC c;
-      wmma::fill_fragment(c, 0.f);
-#pragma unroll
-      for (int kk = 0; kk < kDp / 8; ++kk) {
-        FragA fa;
-        FragBc fb;
-        wmma::load_matrix_sync(fa, xs_w + 8 * kk, L::kLd);
-        wmma::load_matrix_sync(fb, cs + 16 * nb * L::kLd + 8 * kk, L::kLd);
-        round_tf32(fb);
-        wmma::mma_sync(c, fa, fb, c);
-      }
-      wmma::store_matrix_sync(s_w + 16 * nb, c, L::kLdS, wmma::mem_row_major);
+      mma_block<ColB, kDp / 8>(xs_w, L::kLd, cs + 16 * nb * L::kLd, L::kLd, 8, s_w + 16 * nb, L::kLdS);
     }
     __syncthreads();  // the norms are in, the products stored
     // The online softmax: logit = ℓ + (x·μ − ‖μ‖²/2)/h² (+ ‖x‖²/2h², added
@@ -346,18 +355,7 @@ __global__ void __launch_bounds__(kTcThreads) mixture_tc_kernel(MixtureArgs a, i
     // Σ p μ over the tile.
 #pragma unroll 1
     for (int db = 0; db < kDp / 16; ++db) {
-      FragC c;
-      wmma::fill_fragment(c, 0.f);
-#pragma unroll
-      for (int kk = 0; kk < kTcTile / 8; ++kk) {
-        FragA fa;
-        FragBr fb;
-        wmma::load_matrix_sync(fa, s_w + 8 * kk, L::kLdS);
-        wmma::load_matrix_sync(fb, cs + 8 * kk * L::kLd + 16 * db, L::kLd);
-        round_tf32(fb);
-        wmma::mma_sync(c, fa, fb, c);
-      }
-      wmma::store_matrix_sync(pv_w + 16 * db, c, L::kLd, wmma::mem_row_major);
+      mma_block<RowB, kTcTile / 8>(s_w, L::kLdS, cs + 16 * db, L::kLd, 8 * L::kLd, pv_w + 16 * db, L::kLd);
     }
     __syncwarp();
     const float* pv_row = pv_w + r * L::kLd + half * kCols;
