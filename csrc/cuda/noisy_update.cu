@@ -164,10 +164,11 @@ cudaError_t noisy_update_typed(const UpdateArgs& args, cudaStream_t stream) {
 }
 
 // ---------------------------------------------------------------------------
-// The corrector. Pass one writes, per (row, chunk), the sums of squares of the
-// score and of the noise; a one-block kernel turns them into each row's
-// b = ε and c = √(2ε) (in a fixed order: the result is deterministic); the
-// update kernel then regenerates the same noise.
+// The corrector, two kernels. Pass one writes, per (row, chunk), the sums of
+// squares of the score and of the noise; its last block to finish (a counter
+// in the workspace, zeroed by a memset) turns them into each row's b = ε and
+// c = √(2ε), in a fixed order, so the result is deterministic; the update
+// kernel then regenerates the same noise.
 
 constexpr int64_t kChunkGroups = 1024;  // groups of four columns per block in pass one
 constexpr int64_t kShortRowGroups = 8;  // rows of up to 32 columns: one thread per row
@@ -175,6 +176,21 @@ constexpr int64_t kShortRowGroups = 8;  // rows of up to 32 columns: one thread 
 struct SnrLayout {
   int64_t rows, cols, groups_per_row, chunks_per_row;
   size_t partial_bytes, coef_offset;
+};
+
+// What the last block needs to make the step sizes. alpha: scale ·
+// values[row · stride] (values in the arithmetic type O, or null), widened
+// to double like every other quantity here.
+template <typename O>
+struct SnrCoefArgs {
+  double snr;
+  const O* alpha_values;
+  double alpha_scale;
+  int64_t alpha_stride;
+  bool batch_norms;
+  O* coef_b;
+  O* coef_c;
+  unsigned int* done;  // blocks of pass one finished, zero at launch
 };
 
 SnrLayout snr_layout(int64_t rows, int64_t cols) {
@@ -218,9 +234,24 @@ __device__ __forceinline__ void group_squares(const T* __restrict__ score, const
 }
 
 // Short rows: one thread sums one whole row.
+template <typename O>
+__device__ void snr_coefficients_block(const double* partial, const SnrLayout& l, const SnrCoefArgs<O>& a);
+
+// True in every thread of the block that finishes pass one last, once every
+// block's partial sums are visible to it.
+__device__ __forceinline__ bool last_block_done(unsigned int* done) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
+  __syncthreads();
+  return last;
+}
+
 template <typename T>
 __global__ void snr_sums_short_kernel(const T* __restrict__ score, const T* __restrict__ noise,
-                                      SnrLayout l, NoiseSource src, double* __restrict__ partial) {
+                                      SnrLayout l, NoiseSource src, double* __restrict__ partial,
+                                      SnrCoefArgs<opmath_t<T>> coefs) {
   using O = opmath_t<T>;
   src = resolved(src);
   for (int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; row < l.rows;
@@ -230,12 +261,14 @@ __global__ void snr_sums_short_kernel(const T* __restrict__ score, const T* __re
     partial[row] = ss;
     partial[l.rows + row] = zz;
   }
+  if (last_block_done(coefs.done)) snr_coefficients_block(partial, l, coefs);
 }
 
 // Long rows: one block sums one chunk of kChunkGroups groups of one row.
 template <typename T>
 __global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __restrict__ noise,
-                                      SnrLayout l, NoiseSource src, double* __restrict__ partial) {
+                                      SnrLayout l, NoiseSource src, double* __restrict__ partial,
+                                      SnrCoefArgs<opmath_t<T>> coefs) {
   using O = opmath_t<T>;
   src = resolved(src);
   __shared__ O shared[kThreads / 32];
@@ -247,25 +280,22 @@ __global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __re
         partial[ci] = ss;
         partial[chunks + ci] = zz;
       });
+  if (last_block_done(coefs.done)) snr_coefficients_block(partial, l, coefs);
 }
 
-// One block: norms per row (chunks summed in order), their batch means when
-// asked, then b = ε and c = √(2ε) of every row.
-// alpha: scale · values[row · stride] (values in the arithmetic type O, or
-// null), widened to double like every other quantity here.
+// One block (the last of pass one): norms per row (chunks summed in order),
+// their batch means when asked, then b = ε and c = √(2ε) of every row. The
+// partial sums of other blocks are read past L1 (__ldcg).
 template <typename O>
-__global__ void snr_coefficients_kernel(const double* __restrict__ partial, SnrLayout l,
-                                        double snr, const O* __restrict__ alpha_values,
-                                        double alpha_scale, int64_t alpha_stride,
-                                        bool batch_norms, O* __restrict__ coef_b,
-                                        O* __restrict__ coef_c) {
+__device__ void snr_coefficients_block(const double* partial, const SnrLayout& l, const SnrCoefArgs<O>& a) {
   __shared__ double shared[kThreads / 32];
   const int64_t chunks = l.rows * l.chunks_per_row;
+  const bool batch_norms = a.batch_norms;
   auto norms = [&](int64_t row, double& sn, double& zn) {
     double ss = 0, zz = 0;
     for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-      ss += partial[row * l.chunks_per_row + c];
-      zz += partial[chunks + row * l.chunks_per_row + c];
+      ss += __ldcg(partial + row * l.chunks_per_row + c);
+      zz += __ldcg(partial + chunks + row * l.chunks_per_row + c);
     }
     sn = sqrt(ss);
     zn = sqrt(zz);
@@ -294,11 +324,11 @@ __global__ void snr_coefficients_kernel(const double* __restrict__ partial, SnrL
     double sn = score_mean, zn = noise_mean;
     if (!batch_norms) norms(row, sn, zn);
     const double alpha =
-        alpha_scale * (alpha_values ? static_cast<double>(alpha_values[row * alpha_stride]) : 1.0);
+        a.alpha_scale * (a.alpha_values ? static_cast<double>(a.alpha_values[row * a.alpha_stride]) : 1.0);
     double b, c;
-    snr_coefficients(alpha, snr, zn, sn, b, c);
-    coef_b[row] = static_cast<O>(b);
-    coef_c[row] = static_cast<O>(c);
+    snr_coefficients(alpha, a.snr, zn, sn, b, c);
+    a.coef_b[row] = static_cast<O>(b);
+    a.coef_c[row] = static_cast<O>(c);
   }
 }
 
@@ -311,22 +341,21 @@ cudaError_t snr_typed(const SnrArgs& args, void* workspace, cudaStream_t stream)
   double* partial = static_cast<double*>(workspace);
   O* coef_b = reinterpret_cast<O*>(static_cast<char*>(workspace) + l.coef_offset);
   O* coef_c = coef_b + u.rows;
+  unsigned int* done = reinterpret_cast<unsigned int*>(coef_c + u.rows);
+  const SnrCoefArgs<O> coefs{args.snr, static_cast<const O*>(args.alpha.values), args.alpha.scale, args.alpha.stride,
+                             args.batch_norms, coef_b, coef_c, done};
   const T* score = static_cast<const T*>(u.score);
   const T* noise = static_cast<const T*>(u.noise.tensor);
 
+  cudaError_t err = cudaMemsetAsync(done, 0, sizeof(unsigned int), stream);
+  if (err != cudaSuccess) return err;
   if (l.groups_per_row <= kShortRowGroups) {
-    snr_sums_short_kernel<T><<<grid_for(u.rows), kThreads, 0, stream>>>(score, noise, l, u.noise, partial);
+    snr_sums_short_kernel<T><<<grid_for(u.rows), kThreads, 0, stream>>>(score, noise, l, u.noise, partial, coefs);
   } else {
     const int64_t chunks = u.rows * l.chunks_per_row;
     const unsigned int blocks = static_cast<unsigned int>(chunks < 65535 * 16 ? chunks : 65535 * 16);
-    snr_sums_chunk_kernel<T><<<blocks, kThreads, 0, stream>>>(score, noise, l, u.noise, partial);
+    snr_sums_chunk_kernel<T><<<blocks, kThreads, 0, stream>>>(score, noise, l, u.noise, partial, coefs);
   }
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-
-  snr_coefficients_kernel<O><<<1, kThreads, 0, stream>>>(
-      partial, l, args.snr, static_cast<const O*>(args.alpha.values), args.alpha.scale,
-      args.alpha.stride, args.batch_norms, coef_b, coef_c);
   err = cudaGetLastError();
   if (err != cudaSuccess) return err;
 
@@ -346,7 +375,7 @@ cudaError_t launch_noisy_update(const UpdateArgs& args, cudaStream_t stream) {
 size_t snr_workspace_bytes(int64_t rows, int64_t cols, DType dtype) {
   const SnrLayout l = snr_layout(rows, cols);
   const size_t coef_size = dtype == DType::Float64 ? sizeof(double) : sizeof(float);
-  return l.coef_offset + 2 * coef_size * static_cast<size_t>(rows);
+  return l.coef_offset + 2 * coef_size * static_cast<size_t>(rows) + sizeof(unsigned int);  // + the counter
 }
 
 cudaError_t launch_snr_langevin_step(const SnrArgs& args, void* workspace, cudaStream_t stream) {
