@@ -233,7 +233,6 @@ __device__ __forceinline__ void group_squares(const T* __restrict__ score, const
   }
 }
 
-// Short rows: one thread sums one whole row.
 template <typename O>
 __device__ void snr_coefficients_block(const double* partial, const SnrLayout& l, const SnrCoefArgs<O>& a);
 
@@ -248,6 +247,7 @@ __device__ __forceinline__ bool last_block_done(unsigned int* done) {
   return last;
 }
 
+// Short rows: one thread sums one whole row.
 template <typename T>
 __global__ void snr_sums_short_kernel(const T* __restrict__ score, const T* __restrict__ noise,
                                       SnrLayout l, NoiseSource src, double* __restrict__ partial,
