@@ -305,6 +305,21 @@ UpdateOutputs new_update_outputs(const at::Tensor& x, bool return_mean) {
                        return_mean};
 }
 
+UpdateCall prepare_noisy_update(const at::Tensor& x, const at::Tensor& score,
+                                const std::optional<at::Tensor>& a, double a_scale,
+                                const std::optional<at::Tensor>& b, double b_scale,
+                                const std::optional<at::Tensor>& c, double c_scale,
+                                const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                                const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                                const std::optional<at::Tensor>& mean_out, const char* op) {
+  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  const int64_t rows = call.args.rows;
+  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
+  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
+  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
+  return call;
+}
+
 UpdateCall prepare_masked_update(
     const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
     const std::optional<at::Tensor>& a, double a_scale, const std::optional<at::Tensor>& b, double b_scale,
@@ -313,11 +328,9 @@ UpdateCall prepare_masked_update(
     const std::optional<at::Tensor>& observed_noise, int64_t seed, int64_t offset, int64_t observed_offset,
     const std::optional<at::Tensor>& row_ids, const at::Tensor& out, const std::optional<at::Tensor>& mean_out,
     const char* op) {
-  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  UpdateCall call = prepare_noisy_update(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids,
+                                         out, mean_out, op);
   const int64_t rows = call.args.rows;
-  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
-  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
-  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
   check_like(y, x, "y", op);
   check_like(mask, x, "mask", op);
   if (observed_noise.has_value()) check_like(*observed_noise, x, "observed_noise", op);

@@ -51,10 +51,19 @@ UpdateCall prepare_update(const at::Tensor& x, const at::Tensor& score,
                           const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
                           const std::optional<at::Tensor>& mean_out, const char* op);
 
-// The masked update of inpainting, checked and prepared as prepare_update
-// does, plus y, mask and the observed part's noise (x's shape, dtype and
-// device, apart from the outputs) and all five coefficients; z₁ comes from
-// (seed, observed_offset) with the update's row ids.
+// prepare_update and the three coefficients a, b and c of the update.
+UpdateCall prepare_noisy_update(const at::Tensor& x, const at::Tensor& score,
+                                const std::optional<at::Tensor>& a, double a_scale,
+                                const std::optional<at::Tensor>& b, double b_scale,
+                                const std::optional<at::Tensor>& c, double c_scale,
+                                const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
+                                const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
+                                const std::optional<at::Tensor>& mean_out, const char* op);
+
+// The masked update of inpainting, checked and prepared as
+// prepare_noisy_update does, plus y, mask and the observed part's noise (x's
+// shape, dtype and device, apart from the outputs) and the coefficients mu
+// and sigma; z₁ comes from (seed, observed_offset) with the update's row ids.
 UpdateCall prepare_masked_update(
     const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
     const std::optional<at::Tensor>& a, double a_scale, const std::optional<at::Tensor>& b, double b_scale,

@@ -33,12 +33,8 @@ void noisy_update_out_cpu(const at::Tensor& x, const at::Tensor& score,
                           const std::optional<at::Tensor>& noise, int64_t seed, int64_t offset,
                           const std::optional<at::Tensor>& row_ids, const at::Tensor& out,
                           const std::optional<at::Tensor>& mean_out) {
-  constexpr const char* op = "noisy_update";
-  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
-  const int64_t rows = call.args.rows;
-  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
-  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
-  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
+  UpdateCall call = prepare_noisy_update(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids,
+                                         out, mean_out, "noisy_update");
   run_update(call.args);
   call.finish();
 }

@@ -95,12 +95,9 @@ void noisy_update_out_cuda(const at::Tensor& x, const at::Tensor& score,
                            const std::optional<at::Tensor>& mean_out) {
   constexpr const char* op = "noisy_update";
   const c10::cuda::CUDAGuard guard(x.device());
-  UpdateCall call = prepare_update(x, score, noise, seed, offset, row_ids, out, mean_out, op);
+  UpdateCall call = prepare_noisy_update(x, score, a, a_scale, b, b_scale, c, c_scale, noise, seed, offset, row_ids,
+                                         out, mean_out, op);
   take_captured_stream(call.args.noise, offset, x, op);
-  const int64_t rows = call.args.rows;
-  call.args.a = checked_coef(a, a_scale, x, rows, "a", op);
-  call.args.b = checked_coef(b, b_scale, x, rows, "b", op);
-  call.args.c = checked_coef(c, c_scale, x, rows, "c", op);
   C10_CUDA_CHECK(cuda::launch_noisy_update(call.args, current_stream()));
   call.finish();
 }
