@@ -10,7 +10,9 @@
 // floats never become device tensors.
 #include <torch/library.h>
 
-TORCH_LIBRARY(scorekern, m) {
+#include "library.h"
+
+TORCH_LIBRARY(SK_LIBRARY, m) {
   // The raw Philox4x32-10 block function: counter [..., 4] and the result
   // hold 32-bit words in int64; the key is the 64-bit seed, low word first.
   m.def("philox4x32(Tensor counter, int seed) -> Tensor");

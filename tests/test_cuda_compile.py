@@ -3,7 +3,7 @@
 The kernels and launchers include no torch header (DESIGN §3), so a CUDA
 compile error fails the tests on machines without a GPU. Resource usage
 (registers, spills) is printed: run with ``-s`` to see it. The torch glue
-(csrc/cuda/glue.cpp) needs a CUDA build of torch; where torch lacks the
+(csrc/cuda/*.cpp) needs a CUDA build of torch; where torch lacks the
 generated c10/cuda header, it is syntax-checked against a stand-in for it.
 """
 
@@ -43,7 +43,11 @@ def test_kernels_compile(nvcc, tmp_path, source, arch):
     print(f"\n{os.path.basename(source)} ({arch}):\n" + "\n".join(usage))
 
 
-def test_glue_compiles(nvcc, tmp_path):
+GLUE = sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cpp")))
+
+
+@pytest.mark.parametrize("source", GLUE, ids=os.path.basename)
+def test_glue_compiles(nvcc, tmp_path, source):
     from torch.utils import cpp_extension
 
     torch_dir = os.path.dirname(torch.__file__)
@@ -56,6 +60,6 @@ def test_glue_compiles(nvcc, tmp_path):
     std = "-std=c++20" if "-std=c++20" in open(cpp_extension.__file__).read() else "-std=c++17"
     includes = [CSRC, str(stub)] + cpp_extension.include_paths() + _cuda_includes(nvcc)
     cmd = ["c++", std, "-fsyntax-only", "-w"] + [f"-I{d}" for d in includes]
-    cmd.append(os.path.join(CSRC, "cuda", "glue.cpp"))
+    cmd.append(source)
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
