@@ -134,6 +134,36 @@ def test_simulated_kernels_equal_the_cpu(sim, baseline, seed, sample):
     _compare(sample, got, want, args)
 
 
+def _kernels_in(path):
+    from cudasim import rewrite
+
+    toks = [t for t in rewrite.tokenize(open(path).read()) if t.kind not in ("ws", "comment")]
+    names = set()
+    for i, t in enumerate(toks):
+        if t.text == "__global__":
+            j = i + 1
+            while not (toks[j].kind == "id" and toks[j + 1].text == "(" and toks[j].text != "__launch_bounds__"):
+                j += 1
+            names.add(toks[j].text)
+    return names
+
+
+def test_every_kernel_runs_in_the_samples(sim):
+    """Each __global__ function in csrc/cuda runs for some sample (a new
+    kernel needs samples that reach it)."""
+    for sample in ALL_SAMPLES:
+        torch.backends.cuda.matmul.allow_tf32 = bool(sample.meta.get("tensor_cores"))
+        try:
+            _run(sim, sample)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+    ran = {m.group(1) for k in torch.ops.cudasim.kernels_run() for m in [re.search(r"(\w+)\(", k)] if m}
+    cuda = os.path.join(simbuild.CSRC, "cuda")
+    kernels = set().union(*(_kernels_in(os.path.join(cuda, f)) for f in os.listdir(cuda) if f.endswith(".cu")))
+    assert len(kernels) >= 13
+    assert kernels <= ran, f"never run in the simulator: {sorted(kernels - ran)}"
+
+
 def test_samples_fill_many_blocks_and_wrap_the_grid(sim):
     # With 2 SMs the launchers cap a grid at 32 blocks of 256 threads: a
     # [9, 4001] update has 9009 groups of four, so the grid-stride loop wraps.
@@ -286,6 +316,8 @@ FAULTS = {
     "split_shuffle": r"divergent warp collective: lane \d+ reaches __shfl_down_sync .* at faults.cu:\d+ while lanes "
                      r"of its warp wait at __shfl_down_sync .* at faults.cu:\d+",
     "outside_mask": r"reads lane 20, which is not in the mask 0x0000ffff",
+    "deadlock": r"deadlock: no thread of the block can go on\n    5 thread\(s\) from thread \(0,0,0\).*wait at "
+                r"__shfl_xor_sync \(mask 0xffffffff\).*\n    1 thread\(s\) from thread \(5,0,0\).*wait at __syncthreads",
     "too_many_threads": r"invalid launch configuration: a block of \(1025,1,1\) threads",
     "zero_grid": r"invalid launch configuration: a grid of \(0,1,1\) blocks",
     "launch_bounds": r"a block of 256 threads exceeds the kernel's __launch_bounds__\(128\)",

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace cudasim {
 
@@ -18,5 +20,7 @@ struct Stats {
 void configure(uint64_t seed, int sm_count, int arch);
 uint64_t schedule_seed();
 Stats stats();
+// The __PRETTY_FUNCTION__ of every kernel (instantiation) that has run.
+std::vector<std::string> kernels_run();
 
 }  // namespace cudasim

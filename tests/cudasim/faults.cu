@@ -91,6 +91,14 @@ __global__ void outside_mask_kernel(float* out) {
   out[threadIdx.x] = v;
 }
 
+// Lane 5 waits at a barrier, the rest of its warp at a shuffle for lane 5.
+__global__ void deadlock_kernel(float* out) {
+  float v = static_cast<float>(threadIdx.x);
+  if (threadIdx.x == 5) __syncthreads();
+  else v = __shfl_xor_sync(0xffffffffu, v, 1);
+  out[threadIdx.x] = v;
+}
+
 // Correct: a butterfly sum over the warp, and partial-width shuffles.
 __global__ void warp_sum_kernel(float* out) {
   float v = static_cast<float>(threadIdx.x % 32);
@@ -148,6 +156,7 @@ void cudasim_fault_case(const char* name, float* out, const float* in) {
   else if (n == "half_warp_shuffle") half_warp_shuffle_kernel<<<1, 32>>>(out);
   else if (n == "split_shuffle") split_shuffle_kernel<<<1, 32>>>(out);
   else if (n == "outside_mask") outside_mask_kernel<<<1, 32>>>(out);
+  else if (n == "deadlock") deadlock_kernel<<<1, 32>>>(out);
   else if (n == "warp_sum") warp_sum_kernel<<<1, 64>>>(out);
   else if (n == "too_many_threads") plain_kernel<<<1, 1025>>>(out);
   else if (n == "zero_grid") plain_kernel<<<0, 32>>>(out);

@@ -1074,8 +1074,15 @@ void* dynamic_shared(size_t align, const char* name, const char* file, int line)
   return g_dynamic_shared;
 }
 
+std::vector<std::string> g_kernels_run;
+
 void kernel_entry(const char* pretty_name, long long max_threads) {
-  if (g_launch->kernel.empty()) g_launch->kernel = pretty_name;
+  if (g_launch->kernel.empty()) {
+    g_launch->kernel = pretty_name;
+    if (std::find(g_kernels_run.begin(), g_kernels_run.end(), g_launch->kernel) == g_kernels_run.end()) {
+      g_kernels_run.push_back(g_launch->kernel);
+    }
+  }
   if (max_threads > 0 && g_blk->nthreads > max_threads) {
     fault("a block of " + std::to_string(g_blk->nthreads) + " threads exceeds the kernel's __launch_bounds__(" +
           std::to_string(max_threads) + ") (the launch fails on a GPU)");
@@ -1225,6 +1232,7 @@ void configure(uint64_t seed, int sm_count, int arch) {
 }
 uint64_t schedule_seed() { return detail::config().seed; }
 Stats stats() { return detail::g_stats; }
+std::vector<std::string> kernels_run() { return detail::g_kernels_run; }
 
 }  // namespace cudasim
 

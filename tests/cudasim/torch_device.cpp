@@ -5,6 +5,7 @@
 //   configure(int seed, int sm_count, int arch)  the schedule seed (and the
 //                                           SM count and compute capability, where > 0)
 //   stats() -> int[]                        launches, blocks, threads, most blocks
+//   kernels_run() -> str[]                  every kernel instantiation that ran
 //   begin_capture(Tensor seed, Tensor offset)  noise drawn at the capture
 //                                           marker reads its seed and base
 //                                           offset through these int64 [1]
@@ -103,6 +104,7 @@ int64_t end_capture() {
 TORCH_LIBRARY(cudasim, m) {
   m.def("configure(int seed, int sm_count, int arch=0) -> ()", &configure);
   m.def("stats() -> int[]", &stats);
+  m.def("kernels_run() -> str[]", [] { return cudasim::kernels_run(); });
   m.def("begin_capture(Tensor seed, Tensor offset) -> ()", &begin_capture);
   m.def("end_capture() -> int", &end_capture);
   m.def("fault_case(str name, Tensor(a!) out, Tensor input) -> ()", &fault_case);
