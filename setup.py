@@ -32,8 +32,9 @@ def extension_modules():
     nvcc = cpp_extension.CUDA_HOME and shutil.which(os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"))
     with_cuda = flag("SCOREKERN_FORCE_CUDA") or (torch.version.cuda is not None and bool(nvcc))
 
-    sources = ["csrc/ops.cpp", "csrc/module.cpp", "csrc/arguments.cpp"]
-    sources += sorted(glob.glob("csrc/cpu/*.cpp"))
+    # Shared pieces (csrc/*.cpp), each op's schema, checks and glue
+    # (csrc/ops/), its CPU kernel (csrc/cpu/) and, with CUDA, its CUDA kernel.
+    sources = [f for sub in ("", "ops/", "cpu/") for f in sorted(glob.glob(f"csrc/{sub}*.cpp"))]
     cxx = [
         "-O3",
         "-fno-math-errno",  # sqrt and friends inline and vectorise

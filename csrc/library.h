@@ -1,7 +1,9 @@
-// The operator library's namespace. `scorekern` everywhere but in the CUDA
-// simulator's build (tests/cudasim), which compiles the schemas and the CUDA
-// glue a second time as `scorekern_sim` (CPU tensors, simulated kernels), so
-// that both libraries can live in one process and be compared.
+// The operator library: its namespace, and which kernels a build registers.
+//
+// `scorekern` everywhere but in the CUDA simulator's build (tests/cudasim),
+// which compiles the schemas and the CUDA glue of csrc/ops a second time as
+// `scorekern_sim` (SK_BUILD_CPU 0, the CUDA glue on the CPU dispatch key),
+// so that both libraries live in one process and can be compared.
 #pragma once
 
 #ifndef SK_LIBRARY
@@ -12,3 +14,18 @@
 #ifndef SK_CUDA_KEY
 #define SK_CUDA_KEY CUDA
 #endif
+
+#ifndef SK_BUILD_CPU
+#define SK_BUILD_CPU 1
+#endif
+
+#if defined(SCOREKERN_WITH_CUDA)
+#define SK_BUILD_CUDA 1
+#else
+#define SK_BUILD_CUDA 0
+#endif
+
+#define SK_STRINGIZE_(x) #x
+#define SK_STRINGIZE(x) SK_STRINGIZE_(x)
+// "scorekern::<name>" (the op's qualified name in this build's library).
+#define SK_OP_NAME(name) SK_STRINGIZE(SK_LIBRARY) "::" name

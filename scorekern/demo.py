@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import losses, samplers
-from .bench import time_paths
+from .bench.harness import time_paths
 from .sde import VESDE, ncsn_sigmas
 
 __all__ = ["mixture", "ScoreMLP", "train", "energy_distance", "recovered_weights", "run"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from . import estimators, ops
+from .ops._checks import opmath
 from .sde import SDE
 
 __all__ = [
@@ -89,7 +90,7 @@ def ncsn(model, x0, sigmas, *, labels=None, anneal_power=2.0, generator=None, ro
         raise ValueError("sigmas must be a non-empty 1-D tensor of noise levels")
     if labels is None:
         labels = torch.randint(0, sigmas.numel(), (x0.shape[0],), device=x0.device, generator=generator)
-    sigma = sigmas[labels].to(ops._opmath(x0))
+    sigma = sigmas[labels].to(opmath(x0))
     x_t, noise = ops.perturb(x0, 1.0, sigma, generator=generator, row_ids=row_ids)
     score = model(x_t, sigma)
     return ops.dsm_loss(score, noise, 1.0, 1.0 / sigma, weight=sigma**anneal_power)
@@ -109,7 +110,7 @@ def ddpm(model, x0, betas, *, generator=None, row_ids=None):
         raise ValueError("betas must be a non-empty 1-D tensor with entries in (0, 1)")
     alphas_bar = torch.cumprod(1.0 - betas.to(x0.device), 0)
     t = torch.randint(0, betas.numel(), (x0.shape[0],), device=x0.device, generator=generator)
-    a = alphas_bar[t].to(ops._opmath(x0))
+    a = alphas_bar[t].to(opmath(x0))
     x_t, noise = ops.perturb(x0, a.sqrt(), (1.0 - a).sqrt(), generator=generator, row_ids=row_ids)
     eps = model(x_t, t)
     return ops.dsm_loss(eps, noise, 1.0, -1.0, weight=2.0, row_reduction="mean")

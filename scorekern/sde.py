@@ -92,12 +92,39 @@ class SDE:
         """The discrete step of t, as the reference computes it: floor(t·(N − 1)/T)."""
         return (_as_time(t) * (self.N - 1) / self.T).long()
 
-    def discretize(self, x: torch.Tensor, t: torch.Tensor):
-        """(f, G) of one forward step: x_{i+1} ≈ x_i + f + G·z. Euler–Maruyama
-        with Δt = 1/N unless the SDE has its own discretisation."""
+    def discrete_step(self, t: torch.Tensor):
+        """(φᵢ, Gᵢ) of one forward step x_{i+1} ≈ x_i + φᵢ·x_i + Gᵢ·z: Euler–Maruyama
+        with Δt = 1/N (φ(t)Δt, g(t)√Δt) unless the SDE has its own discretisation."""
+        t = _as_time(t)
         dt = 1.0 / self.N
-        drift, diffusion = self.sde(x, t)
-        return drift * dt, diffusion * math.sqrt(dt)
+        return self.drift_coef(t) * dt, self.diffusion(t) * math.sqrt(dt)
+
+    def discretize(self, x: torch.Tensor, t: torch.Tensor):
+        """(f, G) of one forward step: x_{i+1} ≈ x_i + f + G·z, f = φᵢ·x (discrete_step)."""
+        phi, g = self.discrete_step(_as_time(t, x))
+        return _rows_view(phi, x) * x, g
+
+    # --- the formulas of the samplers' steps (DESIGN §1's table) -------------
+    def reverse_diffusion_coefficients(self, t, probability_flow: bool = False):
+        """(a, b, c) of the reverse-diffusion predictor (Song et al. 2021, eq.
+        46–47): x_mean = x − f + k·G²·s, x = x_mean + G·z for the discrete step
+        (f, G) = (φᵢ·x, Gᵢ), k = ½ (and no noise) for the probability-flow ODE."""
+        phi, g = self.discrete_step(_as_time(t))
+        k = 0.5 if probability_flow else 1.0
+        c = torch.zeros_like(g) if probability_flow else g
+        return 1.0 - phi, k * g**2, c
+
+    def ancestral_coefficients(self, t):
+        """(a, b, c) of ancestral sampling (Song et al. 2021, Appendix F)."""
+        raise ValueError(f"ancestral sampling is defined for VESDE and VPSDE, not {type(self).__name__}")
+
+    def corrector_alpha(self, t):
+        """The Langevin corrector's α: 1, or αᵢ = 1 − βᵢ for SDEs with a β schedule."""
+        return torch.ones_like(_as_time(t))
+
+    def ou_alpha(self, t):
+        """α of the discrete OU chain x_{k+1} = αx_k + √(1 − α²)ε that this SDE discretises."""
+        raise ValueError("ou_reverse_step needs alpha for an SDE without a β schedule (VE)")
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
@@ -157,10 +184,16 @@ class VESDE(SDE):
         adjacent = torch.where(i == 0, torch.zeros_like(sigmas[i]), sigmas[(i - 1).clamp(min=0)])
         return sigmas[i], adjacent
 
-    def discretize(self, x, t):
-        """SMLD (NCSN) discretisation: f = 0, G = √(σᵢ² − σᵢ₋₁²)."""
-        sigma, adjacent = self.discrete_sigma(_as_time(t, x))
-        return torch.zeros_like(x), torch.sqrt(sigma**2 - adjacent**2)
+    def discrete_step(self, t):
+        """SMLD (NCSN) discretisation: φᵢ = 0, Gᵢ = √(σᵢ² − σᵢ₋₁²)."""
+        sigma, adjacent = self.discrete_sigma(_as_time(t))
+        return torch.zeros_like(sigma), torch.sqrt(sigma**2 - adjacent**2)
+
+    def ancestral_coefficients(self, t):
+        """VE: (1, σᵢ² − σᵢ₋₁², √(σᵢ₋₁²(σᵢ² − σᵢ₋₁²)/σᵢ²))."""
+        sigma, adjacent = self.discrete_sigma(_as_time(t))
+        g2 = sigma**2 - adjacent**2
+        return torch.ones_like(g2), g2, torch.sqrt(adjacent**2 * g2 / sigma**2)
 
 
 class VPSDE(SDE):
@@ -218,12 +251,27 @@ class VPSDE(SDE):
         i = self.index(t)
         return self.alphas.to(i.device)[i]
 
-    def discretize(self, x, t):
-        """DDPM discretisation: f = √αᵢ·x − x, G = √βᵢ."""
-        t = _as_time(t, x)
-        beta = self.discrete_beta(t)
-        alpha = self.discrete_alpha(t)
-        return _rows_view(torch.sqrt(alpha), x) * x - x, torch.sqrt(beta)
+    def discrete_step(self, t):
+        """DDPM discretisation: φᵢ = √αᵢ − 1, Gᵢ = √βᵢ."""
+        t = _as_time(t)
+        return torch.sqrt(self.discrete_alpha(t)) - 1.0, torch.sqrt(self.discrete_beta(t))
+
+    def ancestral_coefficients(self, t):
+        """VP/DDPM: (1/√(1 − βᵢ), βᵢ/√(1 − βᵢ), √βᵢ)."""
+        beta = self.discrete_beta(_as_time(t))
+        root = torch.sqrt(1.0 - beta)
+        return 1.0 / root, beta / root, torch.sqrt(beta)
+
+    def corrector_alpha(self, t):
+        """αᵢ = 1 − βᵢ at t's step.
+
+        (The published corrector looks αᵢ up on the SDE and fails for sub-VP,
+        which has none there; here sub-VP shares VP's βᵢ.)"""
+        return self.discrete_alpha(_as_time(t))
+
+    def ou_alpha(self, t):
+        """√(1 − βᵢ): the DDPM chain is the discrete OU chain with this α."""
+        return torch.sqrt(1.0 - self.discrete_beta(_as_time(t)))
 
 
 class SubVPSDE(VPSDE):
@@ -242,8 +290,11 @@ class SubVPSDE(VPSDE):
     def std(self, t):
         return 1.0 - torch.exp(2.0 * self.log_mean_coef(t))
 
-    def discretize(self, x, t):
-        return SDE.discretize(self, x, t)
+    def discrete_step(self, t):  # Euler–Maruyama, as the reference
+        return SDE.discrete_step(self, t)
+
+    def ancestral_coefficients(self, t):
+        return SDE.ancestral_coefficients(self, t)
 
 
 def ncsn_sigmas(sigma_begin: float = 1.0, sigma_end: float = 0.01, num_scales: int = 10) -> torch.Tensor:

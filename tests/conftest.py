@@ -54,6 +54,62 @@ def nvcc():
     return path
 
 
+# ---------------------------------------------------------------------------
+# The CUDA simulator (tests/cudasim): the `cuda_sim` tests' fixtures.
+
+SIM_VARIANT = os.environ.get("CUDASIM_VARIANT", "race")
+SIM_SEEDS = [int(s) for s in os.environ.get("CUDASIM_SEEDS", "1,2,3").split(",")]
+SIM_SM_COUNT = 2  # few SMs: small tensors already fill multi-block grids
+
+
+@pytest.fixture(scope="session")
+def sim():
+    """torch.ops.scorekern_sim: every op again, CPU tensors in, the CUDA kernels
+    run by the simulator; scorekern's autograd formulas registered on it too.
+    Built (cached under build/cudasim) and loaded once per session."""
+    from cudasim import build as simbuild
+
+    if simbuild.compiler() is None:
+        pytest.skip("g++ is not on PATH: the CUDA simulator cannot be built")
+    if not COMPILED:
+        pytest.skip("scorekern._C is not built (the simulator's results are compared with it)")
+    os.environ["CUDASIM_SM_COUNT"] = str(SIM_SM_COUNT)
+    torch.ops.load_library(simbuild.build(SIM_VARIANT))
+    import sys
+
+    sys.modules["scorekern.ops._library"].register_autograd_on("scorekern_sim")
+    return torch.ops.scorekern_sim
+
+
+@pytest.fixture
+def baseline():
+    """The CPU kernels of the compiler's baseline instruction set, whose
+    arithmetic (no fused multiply-adds) is the simulator's."""
+    previous = scorekern._C.cpu_capability()
+    assert scorekern._C.set_cpu_capability("baseline")
+    yield
+    scorekern._C.set_cpu_capability(previous)
+
+
+@pytest.fixture(params=SIM_SEEDS, ids=lambda s: f"seed{s}")
+def seed(request, sim):
+    """A schedule seed of the simulator (the order of blocks, of threads
+    between barriers, and of WMMA fragment elements)."""
+    torch.ops.cudasim.configure(request.param, SIM_SM_COUNT)
+    return request.param
+
+
+@pytest.fixture
+def cuda_kernels():
+    """Skips without a CUDA GPU; fails where one is present but the build lacks CUDA kernels."""
+    from scorekern import _backend
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if "cuda" not in _backend.compiled_devices():
+        pytest.fail("a GPU is present but scorekern._C was built without CUDA kernels")
+
+
 @pytest.fixture(autouse=True)
 def _compiled_backend():
     """Tests run the compiled path unless they choose otherwise."""

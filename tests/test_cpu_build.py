@@ -2,6 +2,7 @@
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 
@@ -15,23 +16,50 @@ from conftest import requires_compiled
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not shutil.which("c++") or not shutil.which("nm"),
-                    reason="needs an x86-64 C++ compiler and nm")
-@pytest.mark.parametrize("isa", ["avx2", "avx512"])
-def test_instruction_set_builds_define_nothing_outside_their_namespace(tmp_path, isa):
-    # Code built for AVX2 or AVX-512 must not leak an out-of-line inline
-    # function (a weak symbol) that the linker could pick for the baseline
-    # build: on an older CPU that would crash. Everything these files define
-    # lives in scorekern::cpu::<isa>.
-    obj = tmp_path / f"{isa}.o"
-    flags = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fPIC"]
-    res = subprocess.run(["c++", *flags, "-c", os.path.join(ROOT, "csrc", "cpu", f"kernels_{isa}.cpp"), "-o", str(obj)],
+def _kernel_files():
+    cpu = os.path.join(ROOT, "csrc", "cpu")
+    return sorted(f for f in os.listdir(cpu)
+                  if f.endswith(".cpp") and '"for_each_isa.h"' in open(os.path.join(cpu, f)).read())
+
+
+def _functions_using_wide_registers(obj):
+    """{demangled function name: whether its code touches ymm/zmm registers} of an object file."""
+    dump = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", str(obj)], capture_output=True,
+                          text=True).stdout
+    found, name = {}, None
+    for line in dump.splitlines():
+        match = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
+        if match:
+            name = match.group(1)
+            found.setdefault(name, False)
+        elif name is not None and re.search(r"%[yz]mm\d", line):
+            found[name] = True
+    return found
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not shutil.which("c++")
+                    or not shutil.which("objdump"), reason="needs an x86-64 C++ compiler and objdump")
+@pytest.mark.parametrize("source", _kernel_files())
+def test_wide_instructions_stay_in_their_instruction_set_namespace(tmp_path, source):
+    # Each CPU kernel file compiles its loops once per instruction set
+    # (csrc/cpu/for_each_isa.h). Code built for AVX2 or AVX-512 must live in
+    # scorekern::cpu::avx2 / ::avx512 (or be named after their types): an
+    # out-of-line inline function elsewhere (a weak symbol) could be picked by
+    # the linker for the baseline build, or called unconditionally, and crash
+    # an older CPU. Every function whose code touches a ymm or zmm register
+    # is checked.
+    from torch.utils import cpp_extension
+
+    obj = tmp_path / "kernel.o"
+    flags = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fPIC",
+             "-I", os.path.join(ROOT, "csrc")] + [f"-isystem{d}" for d in cpp_extension.include_paths()]
+    res = subprocess.run(["c++", *flags, "-c", os.path.join(ROOT, "csrc", "cpu", source), "-o", str(obj)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    symbols = subprocess.run(["nm", "-C", "--defined-only", str(obj)], capture_output=True, text=True).stdout
-    leaked = [line for line in symbols.splitlines()
-              if line.split(" ", 2)[1] in "TtWwVvRrDdBb" and f"scorekern::cpu::{isa}::" not in line
-              and not line.split(" ", 2)[2].startswith((".", "_GLOBAL"))]
+    functions = _functions_using_wide_registers(obj)
+    wide = [f for f, uses in functions.items() if uses]
+    assert wide, "no function uses AVX registers: the per-instruction-set passes did not compile"
+    leaked = [f for f in wide if "::avx2::" not in f and "::avx512::" not in f]
     assert not leaked, "\n".join(leaked)
 
 

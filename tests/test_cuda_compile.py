@@ -43,10 +43,12 @@ def test_kernels_compile(nvcc, tmp_path, source, arch):
     print(f"\n{os.path.basename(source)} ({arch}):\n" + "\n".join(usage))
 
 
-GLUE = sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cpp")))
+# The host code a CUDA build compiles with SCOREKERN_WITH_CUDA: the device
+# layer (csrc/cuda/*.cpp) and every op's glue (csrc/ops/*.cpp, CUDA kernels included).
+GLUE = sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cpp"))) + sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp")))
 
 
-@pytest.mark.parametrize("source", GLUE, ids=os.path.basename)
+@pytest.mark.parametrize("source", GLUE, ids=lambda p: os.path.relpath(p, CSRC))
 def test_glue_compiles(nvcc, tmp_path, source):
     from torch.utils import cpp_extension
 
@@ -59,7 +61,7 @@ def test_glue_compiles(nvcc, tmp_path, source):
             "#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
     std = "-std=c++20" if "-std=c++20" in open(cpp_extension.__file__).read() else "-std=c++17"
     includes = [CSRC, str(stub)] + cpp_extension.include_paths() + _cuda_includes(nvcc)
-    cmd = ["c++", std, "-fsyntax-only", "-w"] + [f"-I{d}" for d in includes]
+    cmd = ["c++", std, "-fsyntax-only", "-w", "-DSCOREKERN_WITH_CUDA=1"] + [f"-I{d}" for d in includes]
     cmd.append(source)
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"

@@ -1,4 +1,4 @@
-"""The fused noisy update and the Langevin step against their twins."""
+"""The fused noisy update against its twin (the Langevin step: tests/test_langevin_step.py)."""
 
 import math
 
@@ -8,6 +8,8 @@ import torch
 from scorekern import ops, reference
 
 from conftest import DTYPES, SHAPES, TOL, devices, opmath, requires_compiled
+from opinfo import (COEFFICIENT_KINDS, OpInfo, Sample, coefficient, data, describe, generator, op_tests, outs,
+                    row_ids, rows_of, shape_dtype_cases, view_for)
 
 pytestmark = requires_compiled
 
@@ -169,45 +171,23 @@ def test_empty(shape):
     assert ops.randn_like(x).shape == shape
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("step", ["float", "rows"])
-def test_langevin_step(dtype, step):
-    x, s, z = _inputs((6, 7, 3), dtype)
-    tau = 0.02 if step == "float" else torch.rand(6, generator=torch.Generator().manual_seed(2), dtype=torch.float64) / 10
-    got, got_mean = ops.langevin_step(x, s, tau, noise=z, return_mean=True)
-    op = opmath(dtype)
-    t = tau if step == "float" else tau.to(op)
-    want, want_mean = reference.langevin_step(x.to(op), s.to(op), t, noise=z.to(op), return_mean=True)
-    torch.testing.assert_close(got, want.to(dtype), **TOL[dtype])
-    torch.testing.assert_close(got_mean, want_mean.to(dtype), **TOL[dtype])
-    # the same generator state gives the same step as noisy_update(1, τ, √(2τ))
-    if step == "float":
-        g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-        assert torch.equal(ops.langevin_step(x, s, 0.02, generator=g1),
-                           ops.noisy_update(x, s, 1.0, 0.02, math.sqrt(0.04), generator=g2))
-
-
-def test_langevin_samples_a_gaussian():
-    # ULA on N(μ, σ²) with step τ converges to N(μ, σ²/(1 − τ/(2σ²)));
-    # check the mean and variance of many chains against that.
-    mu, sigma, tau = 1.5, 0.7, 0.01
-    x = torch.zeros(20000, 2, dtype=torch.float64)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(2000):
-        x = ops.langevin_step(x, -(x - mu) / sigma**2, tau, generator=g)
-    var = sigma**2 / (1 - tau / (2 * sigma**2))
-    n = x.numel()
-    assert abs(x.mean().item() - mu) < 5 * (var / n) ** 0.5
-    assert abs(x.var().item() - var) < 5 * var * (2 / n) ** 0.5
-
-
 # ---------------------------------------------------------------------------
 # opcheck and gradcheck
 
 
+def _bundle(*coefs):
+    """The ops' coefficient bundle (values, slots, scales) of floats and tensors."""
+    values, slots, scales = [], [], []
+    for i, v in enumerate(coefs):
+        if isinstance(v, torch.Tensor):
+            values.append(v)
+            slots.append(i)
+        scales.append(1.0 if isinstance(v, torch.Tensor) else v)
+    return values, slots, scales
+
+
 def _op_args(x, s, z, coefs=(None, None, None), return_mean=True):
-    (a, sa), (b, sb), (c, sc) = [(v, 1.0) if isinstance(v, torch.Tensor) else (None, v) for v in coefs]
-    return (x, s, a, sa, b, sb, c, sc, z, 123, 456, None, return_mean)
+    return (x, s, *_bundle(*coefs), z, 123, 456, None, return_mean)
 
 
 @pytest.mark.parametrize("device", devices())
@@ -276,14 +256,14 @@ def test_torch_compile_traces_the_op():
     x, s, z = _inputs((4, 9), torch.float32)
 
     def step(x, s, z):
-        return torch.ops.scorekern.noisy_update(x, s, None, 1.0, None, 0.1, None, 0.5, z, 0, 0, None, True)
+        return torch.ops.scorekern.noisy_update(x, s, [], [], [1.0, 0.1, 0.5], z, 0, 0, None, True)
 
     compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
     for got, want in zip(compiled(x, s, z), step(x, s, z)):
         assert torch.equal(got, want)
 
     def inplace(x, s):
-        torch.ops.scorekern.noisy_update_out(x, s, None, 1.0, None, 0.1, None, 0.5, None, 3, 4, None, x, None)
+        torch.ops.scorekern.noisy_update_out(x, s, [], [], [1.0, 0.1, 0.5], None, 3, 4, None, x, None)
         return x
 
     y = x.clone()
@@ -346,12 +326,62 @@ def test_cpp_checks_guard_direct_calls():
     x, s, _ = _inputs((4, 3), torch.float32)
     op = torch.ops.scorekern.noisy_update
     with pytest.raises(RuntimeError, match=r"score must have x's shape"):
-        op(x, s[:2], None, 1.0, None, 1.0, None, 1.0, None, 0, 0, None, False)
+        op(x, s[:2], *_bundle(1.0, 1.0, 1.0), None, 0, 0, None, False)
     with pytest.raises(RuntimeError, match=r"a must hold one value per row"):
-        op(x, s, torch.ones(3), 1.0, None, 1.0, None, 1.0, None, 0, 0, None, False)
+        op(x, s, *_bundle(torch.ones(3), 1.0, 1.0), None, 0, 0, None, False)
     with pytest.raises(RuntimeError, match=r"a must be Float"):
-        op(x, s, torch.ones(4, dtype=torch.float64), 1.0, None, 1.0, None, 1.0, None, 0, 0, None, False)
+        op(x, s, *_bundle(torch.ones(4, dtype=torch.float64), 1.0, 1.0), None, 0, 0, None, False)
     with pytest.raises(RuntimeError, match=r"row_ids must lie in \[0, 2\^32\)"):
-        op(x, s, None, 1.0, None, 1.0, None, 1.0, None, 0, 0, torch.tensor([0, 1, 2, -4]), False)
+        op(x, s, *_bundle(1.0, 1.0, 1.0), None, 0, 0, torch.tensor([0, 1, 2, -4]), False)
     with pytest.raises(RuntimeError, match="unsupported operation|overlap"):
-        torch.ops.scorekern.noisy_update_out(x, s, None, 1.0, None, 1.0, None, 1.0, None, 0, 0, None, s, None)
+        torch.ops.scorekern.noisy_update_out(x, s, *_bundle(1.0, 1.0, 1.0), None, 0, 0, None, s, None)
+    with pytest.raises(RuntimeError, match="coefficient slot 3 is out of range"):
+        op(x, s, [torch.ones(4)], [3], [1.0, 1.0, 1.0], None, 0, 0, None, False)
+    with pytest.raises(RuntimeError, match="expected 3 coefficient scales, got 2"):
+        op(x, s, [], [], [1.0, 1.0], None, 0, 0, None, False)
+
+
+# ---------------------------------------------------------------------------
+# The samples every generic test draws from (tests/opinfo.py)
+
+
+def noisy_update_samples():
+    out = []
+    for i, (shape, dtype) in shape_dtype_cases():
+        view, rows = view_for(i, shape), rows_of(shape)
+        kinds = [COEFFICIENT_KINDS[(i + k) % 4] for k in range(3)]
+        explicit = i % 3 != 2  # explicit noise, or drawn from a generator (with row ids every other time)
+        placement = [None, "new", "strided", "inplace"][(i + i // 4) % 4]
+        mean = i % 2 == 0
+        small = dtype == torch.float64 and 0 < math.prod(shape) <= 40 and placement is None
+        grad = (0, 1) + tuple(2 + k for k in range(3) if kinds[k] in ("rows", "0d")) if small else ()
+
+        def make(shape=shape, dtype=dtype, view=view, rows=rows, kinds=kinds, i=i, explicit=explicit,
+                 placement=placement, mean=mean, grad=grad):
+            x, s = data(shape, dtype, i, view), data(shape, dtype, 50 + i, view)
+            a = coefficient(kinds[0], rows, dtype, 3 * i, ndim=len(shape))
+            b = coefficient(kinds[1], rows, dtype, 3 * i + 1, ndim=len(shape))
+            c = 0.0 if i % 11 == 5 else coefficient(kinds[2], rows, dtype, 3 * i + 2, positive=True, ndim=len(shape))
+            args = [x, s, a, b, c]
+            for k in grad:
+                args[k] = args[k].requires_grad_()
+            kw = {"return_mean": mean}
+            if explicit:
+                kw["noise"] = data(shape, dtype, 100 + i, view)
+            else:
+                kw["generator"] = generator(i)
+                if i % 2:
+                    kw["row_ids"] = row_ids(rows, i)
+            if placement:
+                kw["out"] = outs(x, placement, mean)
+            return tuple(args), kw
+
+        out.append(Sample(make, describe(shape, dtype, view, "/".join(kinds), placement, "mean" if mean else "",
+                                         "noise" if explicit else "drawn"),
+                          dtype, twin=explicit, grad=grad, opcheck=i in (2, 4, 9, 16, 26)))
+    return out
+
+
+NOISY_UPDATE = OpInfo("noisy_update", noisy_update_samples, data_args={0: "x", 1: "score"}, differentiable=True)
+globals().update(op_tests(NOISY_UPDATE))
+OP_INFOS = [NOISY_UPDATE]

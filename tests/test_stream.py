@@ -10,6 +10,7 @@ from scorekern import ops, reference
 
 from conftest import COMPILED, DTYPES, SHAPES, requires_compiled
 import philox_model
+from opinfo import SEEDS, BadInput, OpInfo, Sample, shape_dtype_cases, data, describe, generator, op_tests, row_ids, rows_of, view_for
 
 # Published Philox4x32-10 known-answer vectors (Random123's kat_vectors):
 # (counter words, key words, result words).
@@ -248,3 +249,75 @@ def test_data_checks():
         ops.randn_like(torch.zeros(3, dtype=torch.int64))
     with pytest.raises(ValueError, match="x must have at least one dimension"):
         ops.rademacher_like(torch.tensor(1.0))
+
+
+# ---------------------------------------------------------------------------
+# The samples every generic test draws from (tests/opinfo.py). The twins do
+# not implement the stream (they draw with torch.randn), so only the raw
+# block function is compared with its twin.
+
+
+def philox4x32_samples():
+    out = []
+    for i, (n, seed) in enumerate([(1, 0), (5, 2**64 - 1), (4099, 0xA4093822299F31D0), (0, 3), (33, 1 << 32)]):
+        def make(n=n, seed=seed):
+            g = torch.Generator().manual_seed(n)
+            return (torch.randint(0, 1 << 32, (n, 4), generator=g, dtype=torch.int64), seed), {}
+
+        out.append(Sample(make, f"n={n},seed={seed}", torch.int64, opcheck=i < 2))
+    return out
+
+
+def _noise_samples(name):
+    out = []
+    for i, (shape, dtype) in shape_dtype_cases():
+        view = view_for(i, shape)
+        explicit = i % 2 == 0  # explicit (seed, offset), or a generator (seeds at the edges)
+        ids = i % 3 == 0
+
+        def make(shape=shape, dtype=dtype, view=view, i=i, explicit=explicit, ids=ids):
+            kw = {}
+            if explicit:
+                kw.update(seed=SEEDS[i % len(SEEDS)], offset=[0, 5, 2**63, 2**64 - 2, 1 << 32][i % 5])
+            else:
+                kw["generator"] = generator(i)
+            if ids:
+                kw["row_ids"] = row_ids(rows_of(shape), i)
+            return (data(shape, dtype, i, view),), kw
+
+        out.append(Sample(make, describe(shape, dtype, view, "seed" if explicit else "drawn", "ids" if ids else ""),
+                          dtype, twin=False, opcheck=i in (0, 13)))
+    return out
+
+
+def _bad_noise(name):
+    fn = getattr(ops, name)
+    x = torch.randn(3, 5)
+    return [
+        BadInput(lambda: ((x,), {"seed": -1}), ValueError, r"seed must lie in \[0, 2\*\*64\)", "negative seed"),
+        BadInput(lambda: ((x,), {"seed": 1, "offset": 2**64 - 1}), ValueError, "offset 2\\*\\*64 - 1 is reserved",
+                 "capture marker"),
+        BadInput(lambda: ((x,), {"row_ids": torch.arange(2)}), ValueError, r"row_ids must have shape \[3\]", "ids"),
+        BadInput(lambda: ((x,), {"row_ids": torch.tensor([0, 1, 2**32])}), ValueError, "row_ids must lie in",
+                 "id too large"),
+        BadInput(lambda: ((x,), {"generator": torch.Generator(), "seed": 3}), ValueError,
+                 "either generator or seed", "both"),
+    ] if fn else []
+
+
+PHILOX4X32 = OpInfo("philox4x32", philox4x32_samples, bad_inputs=lambda: [
+    BadInput(lambda: ((torch.zeros(3, 4, dtype=torch.int32), 1), {}), TypeError, "counter must be an int64 tensor",
+             "int32 counter"),
+    BadInput(lambda: ((torch.zeros(3, 3, dtype=torch.int64), 1), {}), ValueError, r"counter must have shape \[\.\.\., 4\]",
+             "3 words"),
+    BadInput(lambda: ((torch.full((1, 4), 1 << 32), 1), {}), ValueError, r"counter words must lie in \[0, 2\*\*32\)",
+             "word too large"),
+    BadInput(lambda: ((torch.zeros(1, 4, dtype=torch.int64), 2**64), {}), ValueError, "seed must lie in", "seed"),
+])
+RANDN_LIKE = OpInfo("randn_like", lambda: _noise_samples("randn_like"), data_args={0: "x"},
+                    bad_inputs=lambda: _bad_noise("randn_like"))
+RADEMACHER_LIKE = OpInfo("rademacher_like", lambda: _noise_samples("rademacher_like"), data_args={0: "x"},
+                         bad_inputs=lambda: _bad_noise("rademacher_like"))
+OP_INFOS = [PHILOX4X32, RANDN_LIKE, RADEMACHER_LIKE]
+for _info in OP_INFOS:
+    globals().update(op_tests(_info))

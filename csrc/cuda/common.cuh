@@ -1,5 +1,7 @@
-// Device-side helpers of the CUDA kernels: how they walk [rows, cols] data in
-// groups of four columns (one Philox call each), and 4-element vector loads.
+// What the CUDA kernels of every op share: how they walk [rows, cols] data in
+// groups of four columns (one Philox call each), the stream's values of a
+// group, 4-element vector loads, block sums and the dtype switch. Per-row
+// reductions cut into chunks are in row_sums.cuh.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -7,7 +9,6 @@
 #include <cstdint>
 
 #include "../scorekern/args.h"
-#include "../scorekern/noisy_update.h"
 #include "../scorekern/numeric.h"
 #include "../scorekern/philox.h"
 
@@ -64,40 +65,6 @@ __device__ __forceinline__ void for_each_group(int64_t rows, int64_t cols, int64
     const GroupPos at = group_pos(gi, rows, groups_per_row);
     const int64_t col = 4 * at.group;
     f(at, at.row * cols + col, cols - col < 4 ? static_cast<int>(cols - col) : 4);
-  }
-}
-
-// Chunk ci of a per-row reduction cut into chunks_per_row chunks of
-// chunk_groups groups each: its row and its groups [g0, g1).
-struct ChunkPos {
-  int64_t row, g0, g1;
-};
-__device__ __forceinline__ ChunkPos chunk_pos(int64_t ci, int64_t chunks_per_row, int64_t chunk_groups,
-                                              int64_t groups_per_row) {
-  const int64_t row = ci / chunks_per_row;
-  const int64_t g0 = (ci - row * chunks_per_row) * chunk_groups;
-  return ChunkPos{row, g0, g0 + chunk_groups < groups_per_row ? g0 + chunk_groups : groups_per_row};
-}
-
-// Per-row reductions cut into chunks, one block per chunk (grid-stride over
-// blocks): each thread adds its groups with add(row, group, acc0, acc1), the
-// block sums acc0 and (when `second`, the same in the whole grid) acc1, and
-// thread 0 gets done(chunk, row, acc0, acc1). block_sum is defined below.
-template <typename O>
-__device__ __forceinline__ O block_sum(O v, O* shared);
-
-template <typename O, typename Add, typename Done>
-__device__ __forceinline__ void for_each_chunk_sum(int64_t rows, int64_t chunks_per_row, int64_t chunk_groups,
-                                                   int64_t groups_per_row, bool second, O* shared, Add&& add,
-                                                   Done&& done) {
-  const int64_t chunks = rows * chunks_per_row;
-  for (int64_t ci = blockIdx.x; ci < chunks; ci += gridDim.x) {
-    const ChunkPos c = chunk_pos(ci, chunks_per_row, chunk_groups, groups_per_row);
-    O acc0 = 0, acc1 = 0;
-    for (int64_t g = c.g0 + threadIdx.x; g < c.g1; g += blockDim.x) add(c.row, g, acc0, acc1);
-    acc0 = block_sum(acc0, shared);
-    if (second) acc1 = block_sum(acc1, shared);
-    if (threadIdx.x == 0) done(ci, c.row, acc0, acc1);
   }
 }
 
@@ -158,6 +125,20 @@ __device__ __forceinline__ void store4(T* __restrict__ p, int n, const O v[4]) {
     for (int j = 0; j < 4; ++j) {
       if (j < n) store_op(p + j, v[j]);
     }
+  }
+}
+
+// A group's normals: from a tensor, zeros (a zero coefficient draws none), or the stream.
+template <bool kVec, typename T, typename O>
+__device__ __forceinline__ void group_normals(const T* __restrict__ noise, int64_t base, int n, bool zero,
+                                              const NoiseSource& src, const GroupPos& at, O z[4]) {
+  if (noise) {
+    load4<kVec>(noise + base, n, z);
+  } else if (zero) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) z[j] = O(0);
+  } else {
+    stream_group(src, at.row, at.group, NoiseKind::Normal, z);
   }
 }
 

@@ -1,14 +1,11 @@
-// CUDA kernels of the fused noisy update and of the signal-to-noise Langevin
-// corrector. One thread per group of four columns of one row (one Philox
-// call); per-row coefficients are read per thread (cached, shared by a row).
-//
-// Bytes per element (float32): the update reads x and the score and writes
-// x' (12; 16 with the mean, 16 with a noise tensor). The corrector reads the
-// score twice and x once and writes x' (16). Memory bandwidth sets the pace
-// on a GPU; the Philox rounds and Box–Muller are register arithmetic.
-// Nothing here has run on a GPU yet: the tests compile it with nvcc.
+// The CUDA kernel of noisy_update (csrc/scorekern/noisy_update.h). One thread
+// per group of four columns of one row (one Philox call); per-row
+// coefficients are read per thread (cached, shared by a row). Bytes per
+// element (float32): x and the score read, x' written (12; 16 with the mean
+// or a noise tensor). Memory bandwidth sets the pace on a GPU; the Philox
+// rounds and Box–Muller are register arithmetic.
+#include "../scorekern/noisy_update.h"
 #include "common.cuh"
-#include "launchers.h"
 
 namespace scorekern {
 namespace cuda {
@@ -18,32 +15,6 @@ template <typename O>
 struct Coefs {
   RowCoef<O> a, b, c;
 };
-
-template <typename O>
-RowCoef<O> typed_coef(const Coef& c) {
-  return RowCoef<O>{static_cast<const O*>(c.values), static_cast<O>(c.scale), c.stride};
-}
-
-template <typename O>
-Coefs<O> typed_coefs(const UpdateArgs& args) {
-  return Coefs<O>{typed_coef<O>(args.a), typed_coef<O>(args.b), typed_coef<O>(args.c)};
-}
-
-bool zero_coef(const Coef& c) { return c.values == nullptr && c.scale == 0.0; }
-
-// A group's normals: from a tensor, zeros (a zero coefficient draws none), or the stream.
-template <bool kVec, typename T, typename O>
-__device__ __forceinline__ void group_normals(const T* __restrict__ noise, int64_t base, int n, bool zero,
-                                              const NoiseSource& src, const GroupPos& at, O z[4]) {
-  if (noise) {
-    load4<kVec>(noise + base, n, z);
-  } else if (zero) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) z[j] = O(0);
-  } else {
-    stream_group(src, at.row, at.group, NoiseKind::Normal, z);
-  }
-}
 
 template <typename T, bool kVec>
 __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
@@ -69,317 +40,36 @@ __global__ void noisy_update_kernel(const T* x, const T* __restrict__ score,
   });
 }
 
-// Inpainting's masked update (noisy_update.h), one thread per group of four
-// columns like the plain update: reads x, score, y and mask, writes x' (20
-// bytes per float32 element; 24 with the mean).
-template <typename T, bool kVec>
-__global__ void masked_update_kernel(const T* x, const T* __restrict__ score, const T* __restrict__ y,
-                                     const T* __restrict__ mask, const T* __restrict__ noise,
-                                     const T* __restrict__ observed_noise, T* out, T* __restrict__ mean,
-                                     int64_t rows, int64_t cols, int64_t groups_per_row,
-                                     Coefs<opmath_t<T>> coefs, RowCoef<opmath_t<T>> mu,
-                                     RowCoef<opmath_t<T>> sigma, NoiseSource src, NoiseSource observed_src,
-                                     bool zero_noise, bool zero_observed_noise) {
-  using O = opmath_t<T>;
-  src = resolved(src);
-  observed_src = resolved(observed_src);
-  for_each_group(rows, cols, groups_per_row, [&](const GroupPos& at, int64_t base, int n) {
-    O xv[4], sv[4], yv[4], mv[4], z1[4], z2[4];
-    load4<kVec>(x + base, n, xv);
-    load4<kVec>(score + base, n, sv);
-    load4<kVec>(y + base, n, yv);
-    load4<kVec>(mask + base, n, mv);
-    group_normals<kVec>(noise, base, n, zero_noise, src, at, z2);
-    group_normals<kVec>(observed_noise, base, n, zero_observed_noise, observed_src, at, z1);
-    const O a = coefs.a.at(at.row), b = coefs.b.at(at.row), c = coefs.c.at(at.row);
-    const O mu_r = mu.at(at.row), sigma_r = sigma.at(at.row);
-    O m[4], r[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const O kept = update_mean(a, xv[j], b, sv[j]);
-      const O data = mu_r * yv[j];
-      m[j] = masked_blend(mv[j], data, kept);
-      r[j] = masked_blend(mv[j], update_noisy(data, sigma_r, z1[j]), update_noisy(kept, c, z2[j]));
-    }
-    if (mean) store4<kVec>(mean + base, n, m);
-    store4<kVec>(out + base, n, r);  // out may be x (not __restrict__): read before written
-  });
-}
-
 template <typename T>
-cudaError_t masked_update_typed(const UpdateArgs& args, cudaStream_t stream) {
+cudaError_t noisy_update_typed(const NoisyUpdateArgs& args, cudaStream_t stream) {
   using O = opmath_t<T>;
-  const Replacement& rep = args.replace;
-  const T* x = static_cast<const T*>(args.x);
-  const T* s = static_cast<const T*>(args.score);
-  const T* y = static_cast<const T*>(rep.y);
-  const T* mask = static_cast<const T*>(rep.mask);
-  const T* z2 = static_cast<const T*>(args.noise.tensor);
-  const T* z1 = static_cast<const T*>(rep.noise.tensor);
-  T* out = static_cast<T*>(args.out);
-  T* mean = static_cast<T*>(args.mean);
-  const int64_t groups_per_row = (args.cols + 3) / 4;
-  const int64_t groups = args.rows * groups_per_row;
-  const bool zero2 = z2 == nullptr && zero_coef(args.c);
-  const bool zero1 = z1 == nullptr && zero_coef(rep.sigma);
-  const bool vec = args.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(y) &&
-                   aligned4<T>(mask) && aligned4<T>(z1) && aligned4<T>(z2) && aligned4<T>(out) &&
-                   aligned4<T>(mean);
-  auto launch = [&](auto kernel) {
-    kernel<<<grid_for(groups), kThreads, 0, stream>>>(x, s, y, mask, z2, z1, out, mean, args.rows, args.cols,
-                                                      groups_per_row, typed_coefs<O>(args), typed_coef<O>(rep.mu),
-                                                      typed_coef<O>(rep.sigma), args.noise, rep.noise, zero2, zero1);
-  };
-  if (vec) {
-    launch(masked_update_kernel<T, true>);
-  } else {
-    launch(masked_update_kernel<T, false>);
-  }
-  return cudaGetLastError();
-}
-
-template <typename T>
-cudaError_t noisy_update_typed(const UpdateArgs& args, cudaStream_t stream) {
-  if (args.rows == 0 || args.cols == 0) return cudaSuccess;
-  if (args.replace.y) return masked_update_typed<T>(args, stream);
-  const T* x = static_cast<const T*>(args.x);
-  const T* s = static_cast<const T*>(args.score);
-  const T* z = static_cast<const T*>(args.noise.tensor);
-  T* out = static_cast<T*>(args.out);
-  T* mean = static_cast<T*>(args.mean);
-  const int64_t groups_per_row = (args.cols + 3) / 4;
-  const int64_t groups = args.rows * groups_per_row;
-  const Coefs<opmath_t<T>> coefs = typed_coefs<opmath_t<T>>(args);
-  const bool vec = args.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(z) &&
+  const UpdateData& d = args.data;
+  if (d.rows == 0 || d.cols == 0) return cudaSuccess;
+  const T* x = static_cast<const T*>(d.x);
+  const T* s = static_cast<const T*>(d.score);
+  const T* z = static_cast<const T*>(d.noise.tensor);
+  T* out = static_cast<T*>(d.out);
+  T* mean = static_cast<T*>(d.mean);
+  const int64_t groups_per_row = (d.cols + 3) / 4;
+  const int64_t groups = d.rows * groups_per_row;
+  const Coefs<O> coefs{typed<O>(args.a), typed<O>(args.b), typed<O>(args.c)};
+  const bool vec = d.cols % 4 == 0 && aligned4<T>(x) && aligned4<T>(s) && aligned4<T>(z) &&
                    aligned4<T>(out) && aligned4<T>(mean);
   const bool zero_noise = z == nullptr && zero_coef(args.c);
   if (vec) {
     noisy_update_kernel<T, true><<<grid_for(groups), kThreads, 0, stream>>>(
-        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise, zero_noise);
+        x, s, z, out, mean, d.rows, d.cols, groups_per_row, coefs, d.noise, zero_noise);
   } else {
     noisy_update_kernel<T, false><<<grid_for(groups), kThreads, 0, stream>>>(
-        x, s, z, out, mean, args.rows, args.cols, groups_per_row, coefs, args.noise, zero_noise);
+        x, s, z, out, mean, d.rows, d.cols, groups_per_row, coefs, d.noise, zero_noise);
   }
   return cudaGetLastError();
 }
 
-// ---------------------------------------------------------------------------
-// The corrector, two kernels. Pass one writes, per (row, chunk), the sums of
-// squares of the score and of the noise; its last block to finish (a counter
-// in the workspace, zeroed by a memset) turns them into each row's b = ε and
-// c = √(2ε), in a fixed order, so the result is deterministic; the update
-// kernel then regenerates the same noise.
-
-constexpr int64_t kChunkGroups = 1024;  // groups of four columns per block in pass one
-constexpr int64_t kShortRowGroups = 8;  // rows of up to 32 columns: one thread per row
-
-struct SnrLayout {
-  int64_t rows, cols, groups_per_row, chunks_per_row;
-  size_t partial_bytes, coef_offset;
-};
-
-// What the last block needs to make the step sizes. alpha: scale ·
-// values[row · stride] (values in the arithmetic type O, or null), widened
-// to double like every other quantity here.
-template <typename O>
-struct SnrCoefArgs {
-  double snr;
-  const O* alpha_values;
-  double alpha_scale;
-  int64_t alpha_stride;
-  bool batch_norms;
-  O* coef_b;
-  O* coef_c;
-  unsigned int* done;  // blocks of pass one finished, zero at launch
-};
-
-SnrLayout snr_layout(int64_t rows, int64_t cols) {
-  SnrLayout l{};
-  l.rows = rows;
-  l.cols = cols;
-  l.groups_per_row = (cols + 3) / 4;
-  l.chunks_per_row = l.groups_per_row <= kShortRowGroups
-                         ? 1
-                         : (l.groups_per_row + kChunkGroups - 1) / kChunkGroups;
-  l.partial_bytes = 2 * sizeof(double) * static_cast<size_t>(rows * l.chunks_per_row);
-  l.coef_offset = (l.partial_bytes + 15) / 16 * 16;
-  return l;
-}
-
-// Sums of squares of one group (n ≤ 4 valid columns) of the score and noise.
-template <typename T, typename O>
-__device__ __forceinline__ void group_squares(const T* __restrict__ score, const T* __restrict__ noise,
-                                              const NoiseSource& src, int64_t row, int64_t group,
-                                              int64_t cols, O& ss, O& zz) {
-  const int64_t col = 4 * group;
-  const int64_t base = row * cols + col;
-  const int n = cols - col < 4 ? static_cast<int>(cols - col) : 4;
-  O sv[4], z[4];
-  load4<false>(score + base, n, sv);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) ss += sv[j] * sv[j];  // load4 zero-fills past n
-  if (noise) {
-    load4<false>(noise + base, n, z);
-  } else if (n == 4) {
-    // A whole group: Σz² straight from the words (no sincos, no square root).
-    zz += normals4_square_sum(src.pos.words(static_cast<uint32_t>(group), row_id(src, row)), O{});
-    return;
-  } else {
-    stream_group(src, row, group, NoiseKind::Normal, z);
-  }
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    if (j < n) zz += z[j] * z[j];
-  }
-}
-
-template <typename O>
-__device__ void snr_coefficients_block(const double* partial, const SnrLayout& l, const SnrCoefArgs<O>& a);
-
-// True in every thread of the block that finishes pass one last, once every
-// block's partial sums are visible to it.
-__device__ __forceinline__ bool last_block_done(unsigned int* done) {
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
-  __syncthreads();
-  return last;
-}
-
-// Short rows: one thread sums one whole row.
-template <typename T>
-__global__ void snr_sums_short_kernel(const T* __restrict__ score, const T* __restrict__ noise,
-                                      SnrLayout l, NoiseSource src, double* __restrict__ partial,
-                                      SnrCoefArgs<opmath_t<T>> coefs) {
-  using O = opmath_t<T>;
-  src = resolved(src);
-  for (int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; row < l.rows;
-       row += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    O ss = 0, zz = 0;
-    for (int64_t g = 0; g < l.groups_per_row; ++g) group_squares(score, noise, src, row, g, l.cols, ss, zz);
-    partial[row] = ss;
-    partial[l.rows + row] = zz;
-  }
-  if (last_block_done(coefs.done)) snr_coefficients_block(partial, l, coefs);
-}
-
-// Long rows: one block sums one chunk of kChunkGroups groups of one row.
-template <typename T>
-__global__ void snr_sums_chunk_kernel(const T* __restrict__ score, const T* __restrict__ noise,
-                                      SnrLayout l, NoiseSource src, double* __restrict__ partial,
-                                      SnrCoefArgs<opmath_t<T>> coefs) {
-  using O = opmath_t<T>;
-  src = resolved(src);
-  __shared__ O shared[kThreads / 32];
-  const int64_t chunks = l.rows * l.chunks_per_row;
-  for_each_chunk_sum(
-      l.rows, l.chunks_per_row, kChunkGroups, l.groups_per_row, true, shared,
-      [&](int64_t row, int64_t g, O& ss, O& zz) { group_squares(score, noise, src, row, g, l.cols, ss, zz); },
-      [&](int64_t ci, int64_t, O ss, O zz) {
-        partial[ci] = ss;
-        partial[chunks + ci] = zz;
-      });
-  if (last_block_done(coefs.done)) snr_coefficients_block(partial, l, coefs);
-}
-
-// One block (the last of pass one): norms per row (chunks summed in order),
-// their batch means when asked, then b = ε and c = √(2ε) of every row. The
-// partial sums of other blocks are read past L1 (__ldcg).
-template <typename O>
-__device__ void snr_coefficients_block(const double* partial, const SnrLayout& l, const SnrCoefArgs<O>& a) {
-  __shared__ double shared[kThreads / 32];
-  const int64_t chunks = l.rows * l.chunks_per_row;
-  const bool batch_norms = a.batch_norms;
-  auto norms = [&](int64_t row, double& sn, double& zn) {
-    double ss = 0, zz = 0;
-    for (int64_t c = 0; c < l.chunks_per_row; ++c) {
-      ss += __ldcg(partial + row * l.chunks_per_row + c);
-      zz += __ldcg(partial + chunks + row * l.chunks_per_row + c);
-    }
-    sn = sqrt(ss);
-    zn = sqrt(zz);
-  };
-  double score_mean = 0, noise_mean = 0;
-  if (batch_norms) {
-    double s_local = 0, z_local = 0;
-    for (int64_t row = threadIdx.x; row < l.rows; row += blockDim.x) {
-      double sn, zn;
-      norms(row, sn, zn);
-      s_local += sn;
-      z_local += zn;
-    }
-    s_local = block_sum(s_local, shared);
-    z_local = block_sum(z_local, shared);
-    __shared__ double means[2];
-    if (threadIdx.x == 0) {
-      means[0] = s_local / static_cast<double>(l.rows);
-      means[1] = z_local / static_cast<double>(l.rows);
-    }
-    __syncthreads();
-    score_mean = means[0];
-    noise_mean = means[1];
-  }
-  for (int64_t row = threadIdx.x; row < l.rows; row += blockDim.x) {
-    double sn = score_mean, zn = noise_mean;
-    if (!batch_norms) norms(row, sn, zn);
-    const double alpha =
-        a.alpha_scale * (a.alpha_values ? static_cast<double>(a.alpha_values[row * a.alpha_stride]) : 1.0);
-    double b, c;
-    snr_coefficients(alpha, a.snr, zn, sn, b, c);
-    a.coef_b[row] = static_cast<O>(b);
-    a.coef_c[row] = static_cast<O>(c);
-  }
-}
-
-template <typename T>
-cudaError_t snr_typed(const SnrArgs& args, void* workspace, cudaStream_t stream) {
-  using O = opmath_t<T>;
-  const UpdateArgs& u = args.update;
-  if (u.rows == 0 || u.cols == 0) return cudaSuccess;
-  const SnrLayout l = snr_layout(u.rows, u.cols);
-  double* partial = static_cast<double*>(workspace);
-  O* coef_b = reinterpret_cast<O*>(static_cast<char*>(workspace) + l.coef_offset);
-  O* coef_c = coef_b + u.rows;
-  unsigned int* done = reinterpret_cast<unsigned int*>(coef_c + u.rows);
-  const SnrCoefArgs<O> coefs{args.snr, static_cast<const O*>(args.alpha.values), args.alpha.scale, args.alpha.stride,
-                             args.batch_norms, coef_b, coef_c, done};
-  const T* score = static_cast<const T*>(u.score);
-  const T* noise = static_cast<const T*>(u.noise.tensor);
-
-  cudaError_t err = cudaMemsetAsync(done, 0, sizeof(unsigned int), stream);
-  if (err != cudaSuccess) return err;
-  if (l.groups_per_row <= kShortRowGroups) {
-    snr_sums_short_kernel<T><<<grid_for(u.rows), kThreads, 0, stream>>>(score, noise, l, u.noise, partial, coefs);
-  } else {
-    const int64_t chunks = u.rows * l.chunks_per_row;
-    const unsigned int blocks = static_cast<unsigned int>(chunks < 65535 * 16 ? chunks : 65535 * 16);
-    snr_sums_chunk_kernel<T><<<blocks, kThreads, 0, stream>>>(score, noise, l, u.noise, partial, coefs);
-  }
-  err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-
-  UpdateArgs update = u;
-  update.a = Coef{nullptr, 1.0, 0};
-  update.b = Coef{coef_b, 1.0, 1};
-  update.c = Coef{coef_c, 1.0, 1};
-  return noisy_update_typed<T>(update, stream);
-}
-
 }  // namespace
 
-cudaError_t launch_noisy_update(const UpdateArgs& args, cudaStream_t stream) {
-  return dispatch_dtype(args.dtype, [&](auto tag) { return noisy_update_typed<decltype(tag)>(args, stream); });
-}
-
-size_t snr_workspace_bytes(int64_t rows, int64_t cols, DType dtype) {
-  const SnrLayout l = snr_layout(rows, cols);
-  const size_t coef_size = dtype == DType::Float64 ? sizeof(double) : sizeof(float);
-  return l.coef_offset + 2 * coef_size * static_cast<size_t>(rows) + sizeof(unsigned int);  // + the counter
-}
-
-cudaError_t launch_snr_langevin_step(const SnrArgs& args, void* workspace, cudaStream_t stream) {
-  return dispatch_dtype(args.update.dtype, [&](auto tag) { return snr_typed<decltype(tag)>(args, workspace, stream); });
+cudaError_t launch_noisy_update(const NoisyUpdateArgs& args, cudaStream_t stream) {
+  return dispatch_dtype(args.data.dtype, [&](auto tag) { return noisy_update_typed<decltype(tag)>(args, stream); });
 }
 
 }  // namespace cuda

@@ -1,5 +1,6 @@
-// The arguments of the kernels, as raw pointers and sizes: what the torch
-// glue hands to the CPU kernels and to the CUDA launchers (DESIGN §3).
+// The pieces every op's raw arguments share (DESIGN §3): storage types, a
+// per-row coefficient, where noise comes from, and the data of the update
+// ops. Each op's own arguments are in its header (noisy_update.h, ...).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,29 @@ struct Coef {
   int64_t stride;
 };
 
+// A typed per-row coefficient, as the kernels read it: scale · values[row ·
+// stride], or the scale alone when there are no values. stride is 1 for a
+// [B] tensor and 0 for one value that every row shares (a 0-d tensor on the
+// device, read there to avoid a sync).
+template <typename T>
+struct RowCoef {
+  const T* values;
+  T scale;
+  int64_t stride;
+
+  SK_HD SK_INLINE T at(int64_t row) const { return values ? scale * values[row * stride] : scale; }
+  SK_HD SK_INLINE bool uniform() const { return values == nullptr || stride == 0; }
+};
+
+template <typename T>
+inline RowCoef<T> typed(const Coef& c) {
+  return RowCoef<T>{static_cast<const T*>(c.values), static_cast<T>(c.scale), c.stride};
+}
+
+// No values and a zero scale: a coefficient that is 0 in every row (a noise
+// term that draws nothing).
+inline bool zero_coef(const Coef& c) { return c.values == nullptr && c.scale == 0.0; }
+
 // Where the noise comes from: a tensor of the data's dtype, or the stream.
 // Under CUDA graph capture the seed and a base offset are read on the device
 // at launch (torch's graph-safe Philox state: captured_seed and
@@ -31,46 +55,17 @@ struct NoiseSource {
   const int64_t* captured_offset;  // added to pos's offset
 };
 
-// Inpainting's replacement of the observed entries (noisy_update.h): where
-// y is set, the update writes mask·(μ·y + σ·z₁) + (1 − mask)·(a·x + b·s + c·z₂),
-// z₂ the update's own noise and z₁ from `noise` here (same seed and row ids,
-// its own offset). y and mask are [rows, cols] like x, of x's dtype.
-struct Replacement {
-  const void* y;  // null: a plain update
-  const void* mask;
-  Coef mu, sigma;
-  NoiseSource noise;
-};
-
-// Data is [rows, cols], row-major and contiguous: a row is one sample
-// flattened, and a 1-D tensor is a single row (DESIGN §1).
-struct UpdateArgs {
+// The data of the update ops (noisy_update, masked_update,
+// snr_langevin_step): [rows, cols], row-major and contiguous. A row is one
+// sample flattened, and a 1-D tensor is a single row (DESIGN §1).
+struct UpdateData {
   DType dtype;
   int64_t rows, cols;
   const void* x;
   const void* score;
-  void* out;
+  void* out;   // may be x (in place)
   void* mean;  // may be null
-  Coef a, b, c;
   NoiseSource noise;
-  Replacement replace;  // replace.y null: none
-};
-
-// The per-row sums of the losses (losses.h), over [rows, cols] data:
-//   Dsm:      sums[0] = Σ (p·score + q·z)², z from `noise`;
-//   Sliced:   sums[0] = Σ v·vjp, sums[1] = Σ v·score;
-//   SlicedVr: sums[0] = Σ v·vjp, sums[1] = Σ score².
-enum class RowSumKind : int { Dsm, Sliced, SlicedVr };
-
-struct RowSumArgs {
-  DType dtype;
-  RowSumKind kind;
-  int64_t rows, cols;
-  const void* score;
-  const void* vjp;  // Sliced kinds
-  const void* v;    // Sliced kinds
-  Coef p, q;          // Dsm
-  NoiseSource noise;  // Dsm
 };
 
 }  // namespace scorekern

@@ -14,6 +14,15 @@
 #define SK_INLINE inline __attribute__((always_inline))
 #endif
 
+// The CUDA launchers are declared in each op's header where CUDA is part of
+// the build (nvcc, and the glue of a CUDA build).
+#if defined(__CUDACC__) || defined(SCOREKERN_WITH_CUDA)
+#define SK_CUDA_LAUNCHERS 1
+#include <cuda_runtime_api.h>
+#else
+#define SK_CUDA_LAUNCHERS 0
+#endif
+
 namespace scorekern {
 
 SK_HD SK_INLINE uint32_t float_bits(float v) {

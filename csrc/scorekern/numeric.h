@@ -5,6 +5,8 @@
 // the same 16-bit results as the GPU.
 #pragma once
 
+#include <cmath>
+
 #include "config.h"
 
 namespace scorekern {
@@ -74,5 +76,33 @@ SK_HD SK_INLINE void store_op(float* p, float v) { *p = v; }
 SK_HD SK_INLINE void store_op(double* p, double v) { *p = v; }
 SK_HD SK_INLINE void store_op(Half* p, float v) { p->bits = float_to_half(v); }
 SK_HD SK_INLINE void store_op(BFloat16* p, float v) { p->bits = float_to_bf16(v); }
+
+// e^x for x ≤ 0, and exactly 0 below −87.3 (where float32 leaves the normal
+// range). On the CPU a polynomial (Cephes' expf: about 1 ulp) that compilers
+// vectorise; on the GPU the hardware exponential.
+SK_HD SK_INLINE float exp_nonpositive(float x) {
+#if defined(__CUDA_ARCH__)
+  return __expf(x);
+#else
+  const float lo = -87.33654f;
+  const float xc = x < lo ? lo : x;
+  const float magic = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer
+  const float n = (xc * 1.44269504088896341f + magic) - magic;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const uint32_t scale = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  const float e = y * bits_float(scale);
+  return x < lo ? 0.0f : e;
+#endif
+}
+
+SK_HD SK_INLINE double exp_nonpositive(double x) { return exp(x); }
 
 }  // namespace scorekern

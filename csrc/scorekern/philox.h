@@ -28,7 +28,8 @@ struct Words4 {
 
 // The one primitive Philox needs from its word type: the high and low words
 // of a 32×32-bit product. Scalars use this; the CPU kernels specialise it for
-// SIMD lane packs (csrc/cpu/lanes.h), so the rounds below are written once.
+// SIMD lane packs (csrc/cpu/loops.h), so the rounds are written once
+// (philox_rounds.h).
 template <typename W>
 struct WideMul {
   SK_HD SK_INLINE static void mul(uint32_t c, uint32_t m, uint32_t& hi, uint32_t& lo) {
@@ -43,29 +44,11 @@ struct WideMul {
   }
 };
 
-// Philox4x32 with 10 rounds; the key is bumped between rounds (Random123).
-// W is uint32_t, or a lane pack whose low 32 bits per lane hold the word.
-template <typename W>
-SK_HD SK_INLINE void philox4x32_10(W& c0, W& c1, W& c2, W& c3, uint32_t k0, uint32_t k1) {
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-  for (int round = 0; round < 10; ++round) {
-    W hi0, lo0, hi1, lo1;
-    WideMul<W>::mul(c0, kPhiloxM0, hi0, lo0);
-    WideMul<W>::mul(c2, kPhiloxM1, hi1, lo1);
-    c0 = hi1 ^ c1 ^ k0;
-    c1 = lo1;
-    c2 = hi0 ^ c3 ^ k1;
-    c3 = lo0;
-    k0 += kPhiloxW0;
-    k1 += kPhiloxW1;
-  }
-}
+#include "philox_rounds.h"  // philox4x32_rounds<W>, here for scalar words
 
 SK_HD SK_INLINE Words4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
                                      uint32_t k0, uint32_t k1) {
-  philox4x32_10<uint32_t>(c0, c1, c2, c3, k0, k1);
+  philox4x32_rounds<uint32_t>(c0, c1, c2, c3, k0, k1);
   return Words4{c0, c1, c2, c3};
 }
 

@@ -3,7 +3,7 @@ and torch glue compiled by g++ against tests/cudasim (test code; never in the
 wheel).
 
 The library registers the ops a second time as ``torch.ops.scorekern_sim``
-(the same schemas, csrc/ops.cpp; the same glue, csrc/cuda/glue.cpp) with CPU
+(the same schemas and CUDA glue, csrc/ops/*.cpp) with CPU
 tensors running the simulated CUDA kernels, and ``torch.ops.cudasim`` (the
 simulator's controls). Two variants:
 
@@ -34,11 +34,12 @@ VARIANTS = ("race", "asan")
 LIBRARY = "libscorekern_cudasim.so"
 
 # What the simulator's library is made of. Kernels: every CUDA source
-# (rewritten). Host code: the schemas, the argument checks and the CUDA glue
-# as the real build compiles them, with the simulator's device layer in place
-# of torch's CUDA runtime (csrc/cuda/torch_device.cpp).
-HOST_SOURCES = ["csrc/ops.cpp", "csrc/arguments.cpp"]
-DEVICE_LAYER = "csrc/cuda/torch_device.cpp"
+# (rewritten). Host code: the shared pieces (csrc/*.cpp, but the build
+# report) and every op's schemas, checks and CUDA glue (csrc/ops/*.cpp) as
+# the real build compiles them, without the CPU kernels and with the
+# simulator's device layer in place of torch's CUDA runtime
+# (csrc/cuda/torch_device.cpp).
+HOST_EXCLUDE = {"csrc/module.cpp"}
 
 UBSAN = ("alignment,bool,bounds,builtin,enum,integer-divide-by-zero,nonnull-attribute,null,object-size,"
          "pointer-overflow,return,shift,signed-integer-overflow,unreachable,vla-bound")
@@ -56,12 +57,17 @@ def kernel_sources() -> list[str]:
 
 
 FAULTS = os.path.join(HERE, "faults.cu")  # the simulator's own test kernels
+# The simulator's runtime, built per variant.
+RUNTIME = ("runtime.cpp",)
 
 
-def glue_sources() -> list[str]:
-    cuda = os.path.join(CSRC, "cuda")
-    glue = [os.path.join("csrc/cuda", f) for f in os.listdir(cuda) if f.endswith(".cpp")]
-    return sorted(g for g in glue if g != DEVICE_LAYER)
+def host_sources() -> list[str]:
+    found = []
+    for sub in ("", "ops"):
+        d = os.path.join(CSRC, sub)
+        found += [os.path.join("csrc", sub, f) if sub else os.path.join("csrc", f) for f in os.listdir(d)
+                  if f.endswith(".cpp")]
+    return sorted(f for f in found if f not in HOST_EXCLUDE)
 
 
 def _write_if_changed(path: str, text: str) -> None:
@@ -97,6 +103,12 @@ def mirror_sources() -> str:
             _write_if_changed(os.path.join(dst_root, rel), text)
     with open(FAULTS) as f:
         _write_if_changed(os.path.join(dst_root, "cudasim_faults.cu"), rewrite.rewrite(f.read(), FAULTS))
+    # A file since removed from csrc must not live on here (an include of it would still compile).
+    for dirpath, _, files in os.walk(dst_root):
+        for name in files:
+            rel = os.path.relpath(os.path.join(dirpath, name), dst_root)
+            if rel != "cudasim_faults.cu" and not os.path.exists(os.path.join(CSRC, rel)):
+                os.remove(os.path.join(dirpath, name))
     return dst_root
 
 
@@ -115,10 +127,11 @@ def _ninja_file(variant: str, cxx: str, mirror: str) -> str:
     sim_inc = os.path.join(HERE, "include")
     common = ["-std=c++20", "-g", "-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall",
               "-Wno-unused-function", "-Wno-unknown-pragmas"]
-    kernel = common + ["-O1", "-x", "c++", f"-D__CUDACC__", f"-D__CUDA_ARCH__={SIM_ARCH * 10}", "-DCUDASIM",
+    kernel = common + ["-O1", "-x", "c++", "-D__CUDACC__", f"-D__CUDA_ARCH__={SIM_ARCH * 10}", "-DCUDASIM",
                        f"-I{sim_inc}"]
     runtime = common + ["-O2", f"-I{HERE}"]
-    host = common + ["-O1", f"-I{CSRC}", f"-I{sim_inc}", "-DSK_LIBRARY=scorekern_sim", "-DSK_CUDA_KEY=CPU"]
+    host = common + ["-O1", f"-I{CSRC}", f"-I{sim_inc}", "-DSCOREKERN_WITH_CUDA", "-DSK_BUILD_CPU=0",
+                     "-DSK_LIBRARY=scorekern_sim", "-DSK_CUDA_KEY=CPU"]
     host += torch_cflags
     link = ["-shared", "-Wl,-Bsymbolic", "-Wl,-z,defs"]
     if variant == "race":
@@ -135,9 +148,9 @@ def _ninja_file(variant: str, cxx: str, mirror: str) -> str:
 
     lines = [
         f"cxx = {cxx}",
-        f"rule cc\n  command = $cxx -MMD -MF $out.d $flags -c $in -o $out\n  depfile = $out.d\n  deps = gcc\n"
-        f"  description = CXX $out",
-        f"rule link\n  command = $cxx $in -o $out $ldflags\n  description = LINK $out",
+        "rule cc\n  command = $cxx -MMD -MF $out.d $flags -c $in -o $out\n  depfile = $out.d\n  deps = gcc\n"
+        "  description = CXX $out",
+        "rule link\n  command = $cxx $in -o $out $ldflags\n  description = LINK $out",
     ]
     objects = []
 
@@ -149,8 +162,9 @@ def _ninja_file(variant: str, cxx: str, mirror: str) -> str:
     for src in kernel_sources():
         obj(os.path.join(mirror, os.path.relpath(src, "csrc")), kernel, variant)
     obj(os.path.join(mirror, "cudasim_faults.cu"), kernel, variant)
-    obj(os.path.join(HERE, "runtime.cpp"), runtime, variant)
-    for src in HOST_SOURCES + glue_sources():  # the same objects for both variants
+    for name in RUNTIME:
+        obj(os.path.join(HERE, name), runtime, variant)
+    for src in host_sources():  # the same objects for both variants
         obj(os.path.join(ROOT, src), host, "host")
     obj(os.path.join(HERE, "torch_device.cpp"), host, "host")
     so = os.path.join(OUT, variant, LIBRARY)

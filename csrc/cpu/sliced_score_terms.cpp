@@ -1,0 +1,96 @@
+// The CPU kernel of sliced_score_terms (csrc/scorekern/sliced_score_terms.h):
+// per (row, column tile), Σ v·vjp and Σ v·s (Σ s² with variance reduction)
+// in a fixed order of additions; each row's tiles then added in order.
+// Bytes per element (float32): three tensors read (12). Compiled once per
+// instruction set (for_each_isa.h).
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "../scorekern/sliced_score_terms.h"
+#include "isa.h"
+#include "tiles.h"
+
+#define SK_CPU_FILE "sliced_score_terms.cpp"
+#include "for_each_isa.h"
+
+#if defined(SK_ISA)
+#include "loops.h"
+
+namespace scorekern {
+namespace cpu {
+namespace SK_ISA {
+
+// Sums of tiles [t0, t1) into first/second[row · col_tiles + column tile].
+void sliced_score_terms_tiles(const SlicedScoreArgs& args, const Plan& plan, double* first, double* second,
+                              int64_t t0, int64_t t1) {
+  with_dtype(args.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using O = opmath_t<T>;
+    const T* score = static_cast<const T*>(args.score);
+    const T* vjp = static_cast<const T*>(args.vjp);
+    const T* v = static_cast<const T*>(args.v);
+    for (int64_t t = t0; t < t1; ++t) {
+      const Span sp = span_of(plan, t);
+      for (int64_t r = 0; r < sp.nrows; ++r) {
+        const int64_t off = span_base(plan, sp) + r * sp.ncols;
+        const int64_t slot = (sp.row0 + r) * plan.col_tiles + sp.col0 / kTile;
+        const T *sr = score + off, *ur = vjp + off, *vv = v + off;
+        const bool vr = args.variance_reduction;
+        // Both sums from sliced_terms (the arithmetic CUDA's kernel uses); each pass keeps one.
+        first[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) {
+          O a, b;
+          sliced_terms(load_op(vv + i), load_op(ur + i), load_op(sr + i), vr, a, b);
+          return a;
+        });
+        second[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) {
+          O a, b;
+          sliced_terms(load_op(vv + i), load_op(ur + i), load_op(sr + i), vr, a, b);
+          return b;
+        });
+      }
+    }
+  });
+}
+
+}  // namespace SK_ISA
+}  // namespace cpu
+}  // namespace scorekern
+
+#else
+
+namespace scorekern {
+namespace cpu {
+
+void sliced_score_terms(const SlicedScoreArgs& args) {
+  const bool f64 = args.dtype == DType::Float64;
+  if (args.rows == 0) return;
+  if (args.cols == 0) {  // empty rows sum to zero
+    for (int64_t r = 0; r < args.rows; ++r) {
+      if (f64) static_cast<double*>(args.first)[r] = static_cast<double*>(args.second)[r] = 0.0;
+      else static_cast<float*>(args.first)[r] = static_cast<float*>(args.second)[r] = 0.0f;
+    }
+    return;
+  }
+  const Plan plan = make_plan(args.rows, args.cols);
+  const int64_t slots = args.rows * plan.col_tiles;
+  thread_local std::vector<double> partial;
+  partial.resize(2 * static_cast<size_t>(slots));
+  double* first = partial.data();
+  double* second = first + slots;
+  at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t begin, int64_t end) {
+    SK_CPU_DISPATCH(sliced_score_terms_tiles, args, plan, first, second, begin, end);
+  });
+  if (f64) {
+    add_tiles(first, args.rows, plan.col_tiles, static_cast<double*>(args.first));
+    add_tiles(second, args.rows, plan.col_tiles, static_cast<double*>(args.second));
+  } else {
+    add_tiles(first, args.rows, plan.col_tiles, static_cast<float*>(args.first));
+    add_tiles(second, args.rows, plan.col_tiles, static_cast<float*>(args.second));
+  }
+}
+
+}  // namespace cpu
+}  // namespace scorekern
+
+#endif
