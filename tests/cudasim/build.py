@@ -8,7 +8,7 @@ tensors running the simulated CUDA kernels, and ``torch.ops.cudasim`` (the
 simulator's controls). Two variants:
 
 - ``race``: the kernels instrumented with -fsanitize=thread, whose access
-  hooks feed the simulator's shared-memory race checker (runtime.cpp; no
+  hooks feed the simulator's shared-memory race checker (shared_memory.cpp; no
   ThreadSanitizer runtime is linked);
 - ``asan``: the kernels and the simulator under AddressSanitizer and
   UBSan (alignment, bounds, ...): out-of-bounds accesses of global and
@@ -57,8 +57,8 @@ def kernel_sources() -> list[str]:
 
 
 FAULTS = os.path.join(HERE, "faults.cu")  # the simulator's own test kernels
-# The simulator's runtime, built per variant.
-RUNTIME = ("runtime.cpp",)
+# The simulator's runtime (runtime.h names the parts), built per variant.
+RUNTIME = ("runtime.cpp", "reports.cpp", "fibers.cpp", "collectives.cpp", "shared_memory.cpp", "runtime_api.cpp")
 
 
 def host_sources() -> list[str]:

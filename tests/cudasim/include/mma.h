@@ -1,3 +1,3 @@
-// The CUDA simulator stands in for the toolkit's mma.h (tests/cudasim/cudasim.h).
+// The CUDA simulator stands in for the toolkit's mma.h (tests/cudasim/wmma.h).
 #pragma once
-#include "../cudasim.h"
+#include "../wmma.h"
