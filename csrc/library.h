@@ -24,8 +24,3 @@
 #else
 #define SK_BUILD_CUDA 0
 #endif
-
-#define SK_STRINGIZE_(x) #x
-#define SK_STRINGIZE(x) SK_STRINGIZE_(x)
-// "scorekern::<name>" (the op's qualified name in this build's library).
-#define SK_OP_NAME(name) SK_STRINGIZE(SK_LIBRARY) "::" name

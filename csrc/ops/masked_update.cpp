@@ -6,7 +6,6 @@
 // arithmetic in csrc/scorekern/masked_update.h.
 #include <ATen/MemoryOverlap.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
@@ -74,17 +73,17 @@ void masked_update_out(const at::Tensor& x, const at::Tensor& score, const at::T
   call.finish();
 }
 
+// The functional form, on every device (meta included): new outputs, then
+// masked_update_out.
+template <Device kDevice>
 std::tuple<at::Tensor, at::Tensor> masked_update(
     const at::Tensor& x, const at::Tensor& score, const at::Tensor& y, const at::Tensor& mask,
     at::TensorList coef_values, at::IntArrayRef coef_slots, at::ArrayRef<double> coef_scales,
     const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& observed_noise, int64_t seed,
     int64_t offset, int64_t observed_offset, const std::optional<at::Tensor>& row_ids, bool return_mean) {
-  static const auto out_op = c10::Dispatcher::singleton()
-                                 .findSchemaOrThrow(SK_OP_NAME("masked_update_out"), "")
-                                 .typed<decltype(masked_update_out<Device::Meta>)>();
   const UpdateOutputs o = new_update_outputs(x, return_mean);
-  out_op.call(x, score, y, mask, coef_values, coef_slots, coef_scales, noise, observed_noise, seed, offset,
-              observed_offset, row_ids, o.out, o.mean_out());
+  masked_update_out<kDevice>(x, score, y, mask, coef_values, coef_slots, coef_scales, noise, observed_noise, seed,
+                             offset, observed_offset, row_ids, o.out, o.mean_out());
   return o.result();
 }
 
@@ -102,7 +101,7 @@ TORCH_LIBRARY_FRAGMENT(SK_LIBRARY, m) {
       "Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(SK_LIBRARY, CompositeExplicitAutograd, m) { m.impl("masked_update", &masked_update); }
+SK_IMPL_ON_DEVICES("masked_update", masked_update)
 SK_IMPL_ON_DEVICES("masked_update_out", masked_update_out)
 
 }  // namespace scorekern

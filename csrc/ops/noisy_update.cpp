@@ -4,7 +4,6 @@
 // kernels are csrc/cpu/noisy_update.cpp and csrc/cuda/noisy_update.cu, the
 // arithmetic csrc/scorekern/noisy_update.h.
 #include <ATen/core/Tensor.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
@@ -47,17 +46,16 @@ void noisy_update_out(const at::Tensor& x, const at::Tensor& score, at::TensorLi
 
 // The functional form, on every device (meta included): new outputs, then
 // noisy_update_out.
+template <Device kDevice>
 std::tuple<at::Tensor, at::Tensor> noisy_update(const at::Tensor& x, const at::Tensor& score,
                                                 at::TensorList coef_values, at::IntArrayRef coef_slots,
                                                 at::ArrayRef<double> coef_scales,
                                                 const std::optional<at::Tensor>& noise, int64_t seed,
                                                 int64_t offset, const std::optional<at::Tensor>& row_ids,
                                                 bool return_mean) {
-  static const auto out_op = c10::Dispatcher::singleton()
-                                 .findSchemaOrThrow(SK_OP_NAME("noisy_update_out"), "")
-                                 .typed<decltype(noisy_update_out<Device::Meta>)>();
   const UpdateOutputs o = new_update_outputs(x, return_mean);
-  out_op.call(x, score, coef_values, coef_slots, coef_scales, noise, seed, offset, row_ids, o.out, o.mean_out());
+  noisy_update_out<kDevice>(x, score, coef_values, coef_slots, coef_scales, noise, seed, offset, row_ids, o.out,
+                            o.mean_out());
   return o.result();
 }
 
@@ -73,7 +71,7 @@ TORCH_LIBRARY_FRAGMENT(SK_LIBRARY, m) {
       "Tensor? noise, int seed, int offset, Tensor? row_ids, Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(SK_LIBRARY, CompositeExplicitAutograd, m) { m.impl("noisy_update", &noisy_update); }
+SK_IMPL_ON_DEVICES("noisy_update", noisy_update)
 SK_IMPL_ON_DEVICES("noisy_update_out", noisy_update_out)
 
 }  // namespace scorekern

@@ -4,7 +4,6 @@
 // never stored. Schemas, checks, registration; kernels in csrc/cpu and
 // csrc/cuda, arithmetic in csrc/scorekern/snr_langevin_step.h.
 #include <ATen/core/Tensor.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
@@ -45,18 +44,18 @@ void snr_langevin_step_out(const at::Tensor& x, const at::Tensor& score, double 
   call.finish();
 }
 
+// The functional form, on every device (meta included): new outputs, then
+// snr_langevin_step_out.
+template <Device kDevice>
 std::tuple<at::Tensor, at::Tensor> snr_langevin_step(const at::Tensor& x, const at::Tensor& score, double snr,
                                                      at::TensorList coef_values, at::IntArrayRef coef_slots,
                                                      at::ArrayRef<double> coef_scales, bool batch_norms,
                                                      const std::optional<at::Tensor>& noise, int64_t seed,
                                                      int64_t offset, const std::optional<at::Tensor>& row_ids,
                                                      bool return_mean) {
-  static const auto out_op = c10::Dispatcher::singleton()
-                                 .findSchemaOrThrow(SK_OP_NAME("snr_langevin_step_out"), "")
-                                 .typed<decltype(snr_langevin_step_out<Device::Meta>)>();
   const UpdateOutputs o = new_update_outputs(x, return_mean);
-  out_op.call(x, score, snr, coef_values, coef_slots, coef_scales, batch_norms, noise, seed, offset, row_ids, o.out,
-              o.mean_out());
+  snr_langevin_step_out<kDevice>(x, score, snr, coef_values, coef_slots, coef_scales, batch_norms, noise, seed,
+                                 offset, row_ids, o.out, o.mean_out());
   return o.result();
 }
 
@@ -74,7 +73,7 @@ TORCH_LIBRARY_FRAGMENT(SK_LIBRARY, m) {
       "Tensor(a!) out, Tensor(b!)? mean_out) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(SK_LIBRARY, CompositeExplicitAutograd, m) { m.impl("snr_langevin_step", &snr_langevin_step); }
+SK_IMPL_ON_DEVICES("snr_langevin_step", snr_langevin_step)
 SK_IMPL_ON_DEVICES("snr_langevin_step_out", snr_langevin_step_out)
 
 }  // namespace scorekern

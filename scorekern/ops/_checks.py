@@ -14,8 +14,6 @@ import numbers
 
 import torch
 
-from . import _library
-
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
@@ -170,15 +168,3 @@ def check_update(x, score, noise, row_ids, out):
     if out is not None:
         check_out(out, x)
     return check_row_ids(row_ids, x)
-
-
-def call_update(name: str, args: tuple, x, out, return_mean: bool):
-    """Runs the compiled update op ``name`` (functional), or ``name``_out into ``out``."""
-
-    if out is None:
-        new, mean = getattr(_library.LIB, name)(*args, return_mean)
-    else:
-        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
-        getattr(_library.LIB, name + "_out")(*args, out, mean)
-        new = out
-    return (new, mean) if return_mean else new

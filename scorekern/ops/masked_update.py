@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from .. import _backend
 from . import _twins
-from ._checks import call_update, check_like, check_no_grad, check_update, coefficient, coefs, like_x
+from ._checks import check_like, check_no_grad, check_update, coefficient, coefs, like_x
 from ._stream import stream
+from .noisy_update import call_update
 
 __all__ = ["masked_update"]
 

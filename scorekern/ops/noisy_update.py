@@ -11,7 +11,7 @@ import torch
 
 from .. import _backend
 from . import _twins
-from ._checks import call_update, check_update, coefficient, coefs, row_view
+from ._checks import check_update, coefficient, coefs, row_view
 from . import _library
 from ._library import no_grad_for, register_autograd
 from ._stream import stream
@@ -19,10 +19,16 @@ from ._stream import stream
 __all__ = ["noisy_update", "noisy_update_", "langevin_step"]
 
 
-def _fused(x, score, a, b, c, noise, generator, row_ids, out, return_mean):
-    seed, offset = (0, 0) if noise is not None else stream(x, generator, capturable=True)
-    return call_update("noisy_update", (x, score, *coefs(a, b, c), noise, seed, offset, row_ids), x, out,
-                       return_mean)
+def call_update(name: str, args: tuple, x, out, return_mean: bool):
+    """Runs the compiled update op ``name`` (functional), or ``name``_out into
+    ``out``: noisy_update, masked_update and snr_langevin_step alike."""
+    if out is None:
+        new, mean = getattr(_library.LIB, name)(*args, return_mean)
+    else:
+        mean = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_mean else None
+        getattr(_library.LIB, name + "_out")(*args, out, mean)
+        new = out
+    return (new, mean) if return_mean else new
 
 
 def noisy_update(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, out=None, return_mean=False):
@@ -41,7 +47,9 @@ def noisy_update(x, score, a, b, c, *, noise=None, generator=None, row_ids=None,
     if not _backend.uses_compiled(x.device):
         return _twins.reference().noisy_update(x, score, a, b, c, noise=noise, generator=generator, row_ids=row_ids, out=out,
                                  return_mean=return_mean)
-    return _fused(x, score, ca, cb, cc, noise, generator, row_ids, out, return_mean)
+    seed, offset = (0, 0) if noise is not None else stream(x, generator, capturable=True)
+    return call_update("noisy_update", (x, score, *coefs(ca, cb, cc), noise, seed, offset, row_ids), x, out,
+                       return_mean)
 
 
 def noisy_update_(x, score, a, b, c, *, noise=None, generator=None, row_ids=None, return_mean=False):
@@ -65,7 +73,9 @@ def langevin_step(x, score, step_size, *, noise=None, generator=None, row_ids=No
         b, c = (None, scale), (None, math.sqrt(2.0 * scale))
     else:
         b, c = (values, 1.0), ((2.0 * values).sqrt(), 1.0)
-    return _fused(x, score, (None, 1.0), b, c, noise, generator, row_ids, out, return_mean)
+    seed, offset = (0, 0) if noise is not None else stream(x, generator, capturable=True)
+    return call_update("noisy_update", (x, score, *coefs((None, 1.0), b, c), noise, seed, offset, row_ids), x,
+                       out, return_mean)
 
 
 # Its meta kernel is the C++ one (csrc/ops/noisy_update.cpp). Autograd:

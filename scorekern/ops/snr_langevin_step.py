@@ -12,8 +12,9 @@ import torch
 
 from .. import _backend
 from . import _twins
-from ._checks import call_update, check_no_grad, check_update, coefficient, coefs
+from ._checks import check_no_grad, check_update, coefficient, coefs
 from ._stream import stream
+from .noisy_update import call_update
 
 __all__ = ["snr_langevin_step"]
 
