@@ -18,9 +18,7 @@
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 
 template <typename T, typename Z, typename O>
 SK_INLINE void dsm_span(const T* __restrict s, const Z* __restrict z, const Span& sp,
@@ -54,37 +52,19 @@ void dsm_loss_tiles(const DsmLossArgs& args, const Plan& plan, double* partial, 
   });
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 
 void dsm_loss(const DsmLossArgs& args) {
-  const bool f64 = args.dtype == DType::Float64;
-  if (args.rows == 0) return;
-  if (args.cols == 0) {  // empty rows sum to zero
-    for (int64_t r = 0; r < args.rows; ++r) {
-      if (f64) static_cast<double*>(args.out)[r] = 0.0;
-      else static_cast<float*>(args.out)[r] = 0.0f;
-    }
-    return;
-  }
-  const Plan plan = make_plan(args.rows, args.cols);
-  thread_local std::vector<double> partial;
-  partial.resize(static_cast<size_t>(args.rows * plan.col_tiles));
-  double* sums = partial.data();
-  at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t begin, int64_t end) {
-    SK_CPU_DISPATCH(dsm_loss_tiles, args, plan, sums, begin, end);
-  });
-  if (f64) add_tiles(sums, args.rows, plan.col_tiles, static_cast<double*>(args.out));
-  else add_tiles(sums, args.rows, plan.col_tiles, static_cast<float*>(args.out));
+  sum_rows<1>(args.dtype, args.rows, args.cols, {args.out},
+              [&](const Plan& plan, const auto& sums, int64_t t0, int64_t t1) {
+                SK_CPU_DISPATCH(dsm_loss_tiles, args, plan, sums[0], t0, t1);
+              });
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

@@ -19,40 +19,36 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
+// A target pragma around each pass (GCC's push_options/target, clang's
+// attribute push): the pass's functions are compiled for that ISA.
+#define SK_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define SK_TARGET_PUSH(isa) SK_PRAGMA(clang attribute push(__attribute__((target(isa))), apply_to = function))
+#define SK_TARGET_POP SK_PRAGMA(clang attribute pop)
+#else
+#define SK_TARGET_PUSH(isa) SK_PRAGMA(GCC push_options) SK_PRAGMA(GCC target(isa))
+#define SK_TARGET_POP SK_PRAGMA(GCC pop_options)
+#endif
+
 #define SK_ISA avx512
 #define SK_ISA_AVX512 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2")
-#endif
+SK_TARGET_PUSH("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2")
 #include SK_CPU_FILE
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SK_TARGET_POP
 #undef SK_ISA_AVX512
 #undef SK_ISA
 
-#define SK_ISA avx2
 #define SK_ISA_AVX2 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,bmi2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi2")
-#endif
+#define SK_ISA avx2
+SK_TARGET_PUSH("avx2,fma,bmi2")
 #include SK_CPU_FILE
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#undef SK_ISA_AVX2
+SK_TARGET_POP
 #undef SK_ISA
+#undef SK_ISA_AVX2
+
+#undef SK_TARGET_PUSH
+#undef SK_TARGET_POP
+#undef SK_PRAGMA
 
 #endif  // x86-64
 

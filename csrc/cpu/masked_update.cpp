@@ -16,9 +16,7 @@
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 
 void masked_update_tiles(const MaskedUpdateArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
   with_dtype(args.data.dtype, [&](auto tag) {
@@ -56,14 +54,11 @@ void masked_update_tiles(const MaskedUpdateArgs& args, const Plan& plan, int64_t
   });
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 
 void masked_update(const MaskedUpdateArgs& args) {
   const Plan plan = make_plan(args.data.rows, args.data.cols);
@@ -72,7 +67,6 @@ void masked_update(const MaskedUpdateArgs& args) {
   });
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

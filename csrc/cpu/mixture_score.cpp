@@ -24,9 +24,7 @@
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 namespace {
 
 constexpr int64_t kCentreTile = 512;
@@ -166,14 +164,11 @@ void mixture_direct_backward(const MixtureBackArgs& b, const void* centers_t, in
 
 #undef SK_MIXTURE_DIMS
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 namespace {
 
 constexpr int64_t kDirectMaxDim = 8;  // larger d: the expanded form
@@ -217,7 +212,6 @@ void mixture_score_backward(const MixtureBackArgs& b) {
   else over_queries<float>(b.fwd, run);
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

@@ -51,9 +51,7 @@ struct MixtureTile {
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 namespace {
 
 // The expanded form on one tile: s[r, j] holds x_r·μ_j for rows r < rows and
@@ -121,14 +119,11 @@ void mixture_tile_backward(const MixtureTile& t) {
   else tile_backward<float>(t);
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 namespace {
 
 constexpr int64_t kCentreTile = 512;  // centres per tile
@@ -270,7 +265,6 @@ void mixture_score_expanded_backward(const MixtureBackArgs& b) {
   at::from_blob(b.grad_x, {a.M, a.d}, opts).copy_(acc.sub(psum.mul(mean)).mul_(ih2).sub_(grad).mul_(ih2));
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

@@ -14,9 +14,7 @@
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 
 void fill_noise_tiles(const NoiseArgs& args, const Plan& plan, int64_t t0, int64_t t1) {
   with_dtype(args.dtype, [&](auto tag) {
@@ -34,14 +32,11 @@ void fill_noise_tiles(const NoiseArgs& args, const Plan& plan, int64_t t0, int64
   });
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 
 void fill_noise(const NoiseArgs& args) {
   const Plan plan = make_plan(args.rows, args.cols);
@@ -50,7 +45,6 @@ void fill_noise(const NoiseArgs& args) {
   });
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

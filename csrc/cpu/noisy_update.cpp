@@ -15,9 +15,7 @@
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 
 // mean = a·x + b·s, x' = mean + c·z over n contiguous elements. In place, x
 // and x' are one pointer (xo), so that every pointer can be __restrict and
@@ -83,14 +81,11 @@ void noisy_update_tiles(const NoisyUpdateArgs& args, const Plan& plan, int64_t t
   });
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 
 void noisy_update(const NoisyUpdateArgs& args) {
   const Plan plan = make_plan(args.data.rows, args.data.cols);
@@ -99,7 +94,6 @@ void noisy_update(const NoisyUpdateArgs& args) {
   });
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

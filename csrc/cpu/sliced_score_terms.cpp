@@ -17,9 +17,7 @@
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 
 // Sums of tiles [t0, t1) into first/second[row · col_tiles + column tile].
 void sliced_score_terms_tiles(const SlicedScoreArgs& args, const Plan& plan, double* first, double* second,
@@ -53,44 +51,19 @@ void sliced_score_terms_tiles(const SlicedScoreArgs& args, const Plan& plan, dou
   });
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 
 void sliced_score_terms(const SlicedScoreArgs& args) {
-  const bool f64 = args.dtype == DType::Float64;
-  if (args.rows == 0) return;
-  if (args.cols == 0) {  // empty rows sum to zero
-    for (int64_t r = 0; r < args.rows; ++r) {
-      if (f64) static_cast<double*>(args.first)[r] = static_cast<double*>(args.second)[r] = 0.0;
-      else static_cast<float*>(args.first)[r] = static_cast<float*>(args.second)[r] = 0.0f;
-    }
-    return;
-  }
-  const Plan plan = make_plan(args.rows, args.cols);
-  const int64_t slots = args.rows * plan.col_tiles;
-  thread_local std::vector<double> partial;
-  partial.resize(2 * static_cast<size_t>(slots));
-  double* first = partial.data();
-  double* second = first + slots;
-  at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t begin, int64_t end) {
-    SK_CPU_DISPATCH(sliced_score_terms_tiles, args, plan, first, second, begin, end);
-  });
-  if (f64) {
-    add_tiles(first, args.rows, plan.col_tiles, static_cast<double*>(args.first));
-    add_tiles(second, args.rows, plan.col_tiles, static_cast<double*>(args.second));
-  } else {
-    add_tiles(first, args.rows, plan.col_tiles, static_cast<float*>(args.first));
-    add_tiles(second, args.rows, plan.col_tiles, static_cast<float*>(args.second));
-  }
+  sum_rows<2>(args.dtype, args.rows, args.cols, {args.first, args.second},
+              [&](const Plan& plan, const auto& sums, int64_t t0, int64_t t1) {
+                SK_CPU_DISPATCH(sliced_score_terms_tiles, args, plan, sums[0], sums[1], t0, t1);
+              });
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

@@ -38,9 +38,7 @@ struct SumSquaresArgs {
 #if defined(SK_ISA)
 #include "loops.h"
 
-namespace scorekern {
-namespace cpu {
-namespace SK_ISA {
+namespace scorekern::cpu::SK_ISA {
 
 // Σz² of each row of a tile straight from the stream words: whole groups by
 // normals4_square_sum (no sincos, no square root), a row's last partial
@@ -94,14 +92,11 @@ void sum_squares_tiles(const SumSquaresArgs& args, const Plan& plan, int64_t t0,
   with_dtype(args.dtype, [&](auto tag) { sum_squares<decltype(tag)>(args, plan, t0, t1); });
 }
 
-}  // namespace SK_ISA
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu::SK_ISA
 
-#else
+#else  // the entry point, compiled once
 
-namespace scorekern {
-namespace cpu {
+namespace scorekern::cpu {
 namespace {
 
 // b = ε and c = √(2ε) of every row into coefs[0, rows) and coefs[rows, 2·rows),
@@ -185,7 +180,6 @@ void snr_langevin_step(const SnrLangevinArgs& args) {
   noisy_update(pass_two);
 }
 
-}  // namespace cpu
-}  // namespace scorekern
+}  // namespace scorekern::cpu
 
 #endif

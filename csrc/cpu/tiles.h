@@ -4,7 +4,11 @@
 // kernel; compiled once (no instruction-set code here).
 #pragma once
 
+#include <ATen/Parallel.h>
+
+#include <array>
 #include <cstdint>
+#include <vector>
 
 #include "../scorekern/args.h"
 #include "../scorekern/numeric.h"
@@ -68,6 +72,30 @@ void add_tiles(const double* partial, int64_t rows, int64_t col_tiles, O* out) {
     double total = 0.0;
     for (int64_t t = 0; t < col_tiles; ++t) total += partial[r * col_tiles + t];
     out[r] = static_cast<O>(total);
+  }
+}
+
+// K per-row sums of [rows, cols] data into outs (float, or double when
+// `dtype` is float64): tiles(plan, partial, t0, t1) adds tiles [t0, t1) of
+// each sum k into partial[k][row · col_tiles + column tile], in parallel;
+// then each row's tiles are added in order (the same result whatever the
+// number of threads). Rows of no columns sum to zero.
+template <size_t K, typename Tiles>
+void sum_rows(DType dtype, int64_t rows, int64_t cols, const std::array<void*, K>& outs, Tiles&& tiles) {
+  const bool f64 = dtype == DType::Float64;
+  if (rows == 0) return;
+  const Plan plan = make_plan(rows, cols > 0 ? cols : 1);
+  const int64_t slots = rows * plan.col_tiles;
+  thread_local std::vector<double> buffer;  // reused: a training step calls the loss every step
+  buffer.assign(K * static_cast<size_t>(slots), 0.0);
+  std::array<double*, K> partial;
+  for (size_t k = 0; k < K; ++k) partial[k] = buffer.data() + k * slots;
+  if (cols > 0) {
+    at::parallel_for(0, plan.tiles, kGrainTiles, [&](int64_t t0, int64_t t1) { tiles(plan, partial, t0, t1); });
+  }
+  for (size_t k = 0; k < K; ++k) {
+    if (f64) add_tiles(partial[k], rows, plan.col_tiles, static_cast<double*>(outs[k]));
+    else add_tiles(partial[k], rows, plan.col_tiles, static_cast<float*>(outs[k]));
   }
 }
 

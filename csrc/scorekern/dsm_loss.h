@@ -23,9 +23,7 @@ SK_HD SK_INLINE T dsm_residual(T p, T s, T q, T z) {
   return p * s + q * z;
 }
 
-namespace cpu {
-void dsm_loss(const DsmLossArgs& args);
-}
+namespace cpu { void dsm_loss(const DsmLossArgs& args); }
 #if SK_CUDA_LAUNCHERS
 namespace cuda {
 // Needs dsm_loss_workspace_bytes(rows, cols) bytes (8-byte aligned; none

@@ -25,13 +25,9 @@ SK_HD SK_INLINE T masked_blend(T mask, T observed, T updated) {
   return mask * observed + (T(1) - mask) * updated;
 }
 
-namespace cpu {
-void masked_update(const MaskedUpdateArgs& args);
-}
+namespace cpu { void masked_update(const MaskedUpdateArgs& args); }
 #if SK_CUDA_LAUNCHERS
-namespace cuda {
-cudaError_t launch_masked_update(const MaskedUpdateArgs& args, cudaStream_t stream);
-}
+namespace cuda { cudaError_t launch_masked_update(const MaskedUpdateArgs& args, cudaStream_t stream); }
 #endif
 
 }  // namespace scorekern

@@ -14,13 +14,9 @@ struct NoiseArgs {
   NoiseSource source;
 };
 
-namespace cpu {
-void fill_noise(const NoiseArgs& args);
-}
+namespace cpu { void fill_noise(const NoiseArgs& args); }
 #if SK_CUDA_LAUNCHERS
-namespace cuda {
-cudaError_t launch_fill_noise(const NoiseArgs& args, cudaStream_t stream);
-}
+namespace cuda { cudaError_t launch_fill_noise(const NoiseArgs& args, cudaStream_t stream); }
 #endif
 
 }  // namespace scorekern

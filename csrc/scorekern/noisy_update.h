@@ -23,13 +23,9 @@ SK_HD SK_INLINE T update_noisy(T mean, T c, T z) {
   return mean + c * z;
 }
 
-namespace cpu {
-void noisy_update(const NoisyUpdateArgs& args);
-}
+namespace cpu { void noisy_update(const NoisyUpdateArgs& args); }
 #if SK_CUDA_LAUNCHERS
-namespace cuda {
-cudaError_t launch_noisy_update(const NoisyUpdateArgs& args, cudaStream_t stream);
-}
+namespace cuda { cudaError_t launch_noisy_update(const NoisyUpdateArgs& args, cudaStream_t stream); }
 #endif
 
 }  // namespace scorekern

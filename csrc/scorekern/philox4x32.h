@@ -8,9 +8,7 @@
 
 namespace scorekern {
 
-namespace cpu {
-void philox4x32(const int64_t* counters, int64_t n, uint64_t seed, int64_t* out);
-}
+namespace cpu { void philox4x32(const int64_t* counters, int64_t n, uint64_t seed, int64_t* out); }
 #if SK_CUDA_LAUNCHERS
 namespace cuda {
 cudaError_t launch_philox4x32(const int64_t* counters, int64_t n, uint64_t seed, int64_t* out, cudaStream_t stream);

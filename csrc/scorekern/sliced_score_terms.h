@@ -26,9 +26,7 @@ SK_HD SK_INLINE void sliced_terms(T v, T vjp, T s, bool variance_reduction, T& f
   second = variance_reduction ? s * s : v * s;
 }
 
-namespace cpu {
-void sliced_score_terms(const SlicedScoreArgs& args);
-}
+namespace cpu { void sliced_score_terms(const SlicedScoreArgs& args); }
 #if SK_CUDA_LAUNCHERS
 namespace cuda {
 size_t sliced_score_terms_workspace_bytes(int64_t rows, int64_t cols);
