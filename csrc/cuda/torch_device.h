@@ -6,6 +6,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -31,6 +32,18 @@ constexpr int64_t kCapturedOffset = -1;
 // replay (common.cuh, resolved), so replays draw fresh noise, and the same
 // noise as an eager run from the same state. Other sources are left as they are.
 void take_captured_stream(NoiseSource& src, int64_t offset, const at::Tensor& like, const char* op);
+
+// A launch's scratch memory on like's device, from torch's caching allocator
+// (stream-ordered; null for 0 bytes), held until it goes out of scope.
+class Workspace {
+ public:
+  Workspace(size_t bytes, const at::Tensor& like)
+      : memory_(bytes ? at::empty({static_cast<int64_t>(bytes)}, like.options().dtype(at::kByte)) : at::Tensor()) {}
+  void* get() const { return memory_.defined() ? memory_.data_ptr() : nullptr; }
+
+ private:
+  at::Tensor memory_;
+};
 
 }  // namespace cuda
 }  // namespace scorekern

@@ -47,9 +47,8 @@ at::Tensor dsm_loss(const at::Tensor& score, at::TensorList coef_values, at::Int
     SK_IF_BUILD_CPU(cpu::dsm_loss(args);)
   } else if constexpr (kDevice == Device::CUDA) {
     SK_IF_BUILD_CUDA(
-        const size_t bytes = cuda::dsm_loss_workspace_bytes(args.rows, args.cols);
-        const at::Tensor workspace = at::empty({static_cast<int64_t>(bytes)}, score.options().dtype(at::kByte));
-        cuda::check(cuda::launch_dsm_loss(args, bytes ? workspace.data_ptr() : nullptr, cuda::current_stream()));)
+        const cuda::Workspace workspace(cuda::dsm_loss_workspace_bytes(args.rows, args.cols), score);
+        cuda::check(cuda::launch_dsm_loss(args, workspace.get(), cuda::current_stream()));)
   }
   return out;
 }

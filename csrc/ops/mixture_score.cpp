@@ -109,10 +109,8 @@ std::tuple<at::Tensor, at::Tensor> mixture_score(const at::Tensor& x, const at::
     SK_IF_BUILD_CUDA(
         check_cuda_dim(call.args.d, op);
         const bool tensor_cores = x.scalar_type() != at::kFloat || at::globalContext().allowTF32CuBLAS();
-        const size_t bytes = cuda::mixture_score_workspace_bytes(call.args, tensor_cores);
-        const at::Tensor workspace = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
-        cuda::check(cuda::launch_mixture_score(call.args, tensor_cores, bytes ? workspace.data_ptr() : nullptr,
-                                               cuda::current_stream()));)
+        const cuda::Workspace workspace(cuda::mixture_score_workspace_bytes(call.args, tensor_cores), x);
+        cuda::check(cuda::launch_mixture_score(call.args, tensor_cores, workspace.get(), cuda::current_stream()));)
   }
   return {call.score_result(), call.lse};
 }

@@ -43,10 +43,8 @@ std::tuple<at::Tensor, at::Tensor> sliced_score_terms(const at::Tensor& score, c
     SK_IF_BUILD_CPU(cpu::sliced_score_terms(args);)
   } else if constexpr (kDevice == Device::CUDA) {
     SK_IF_BUILD_CUDA(
-        const size_t bytes = cuda::sliced_score_terms_workspace_bytes(args.rows, args.cols);
-        const at::Tensor workspace = at::empty({static_cast<int64_t>(bytes)}, score.options().dtype(at::kByte));
-        cuda::check(cuda::launch_sliced_score_terms(args, bytes ? workspace.data_ptr() : nullptr,
-                                                    cuda::current_stream()));)
+        const cuda::Workspace workspace(cuda::sliced_score_terms_workspace_bytes(args.rows, args.cols), score);
+        cuda::check(cuda::launch_sliced_score_terms(args, workspace.get(), cuda::current_stream()));)
   }
   return {first, second};
 }

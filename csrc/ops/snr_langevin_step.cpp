@@ -37,9 +37,9 @@ void snr_langevin_step_out(const at::Tensor& x, const at::Tensor& score, double 
   } else if constexpr (kDevice == Device::CUDA) {
     SK_IF_BUILD_CUDA(
         SnrLangevinArgs captured = args; cuda::take_captured_stream(captured.data.noise, offset, x, op);
-        const size_t bytes = cuda::snr_langevin_step_workspace_bytes(args.data.rows, args.data.cols, args.data.dtype);
-        const at::Tensor workspace = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
-        cuda::check(cuda::launch_snr_langevin_step(captured, workspace.data_ptr(), cuda::current_stream()));)
+        const cuda::Workspace workspace(
+            cuda::snr_langevin_step_workspace_bytes(args.data.rows, args.data.cols, args.data.dtype), x);
+        cuda::check(cuda::launch_snr_langevin_step(captured, workspace.get(), cuda::current_stream()));)
   }
   call.finish();
 }
