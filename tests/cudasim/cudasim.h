@@ -237,18 +237,19 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
 }
 inline float atomicAdd(float* p, float v) { return ::cudasim::detail::atomic_add_f32(p, v); }
 inline double atomicAdd(double* p, double v) { return ::cudasim::detail::atomic_add_f64(p, v); }
-inline unsigned atomicSub(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicSub, p, v, 0);
-}
-inline unsigned atomicExch(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicExch, p, v, 0);
-}
-inline unsigned atomicMin(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicMin, p, v, 0);
-}
-inline unsigned atomicMax(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicMax, p, v, 0);
-}
+// atomicSub, atomicExch, atomicMin, ... on unsigned: one line each.
+#define CUDASIM_ATOMIC_U32(FN, KIND) \
+  inline unsigned FN(unsigned* p, unsigned v) { return ::cudasim::detail::atomic_u32(::cudasim::detail::KIND, p, v, 0); }
+CUDASIM_ATOMIC_U32(atomicSub, kAtomicSub)
+CUDASIM_ATOMIC_U32(atomicExch, kAtomicExch)
+CUDASIM_ATOMIC_U32(atomicMin, kAtomicMin)
+CUDASIM_ATOMIC_U32(atomicMax, kAtomicMax)
+CUDASIM_ATOMIC_U32(atomicInc, kAtomicInc)
+CUDASIM_ATOMIC_U32(atomicAnd, kAtomicAnd)
+CUDASIM_ATOMIC_U32(atomicOr, kAtomicOr)
+CUDASIM_ATOMIC_U32(atomicXor, kAtomicXor)
+CUDASIM_ATOMIC_U32(atomicDec, kAtomicDec)
+#undef CUDASIM_ATOMIC_U32
 inline int atomicMin(int* p, int v) {
   return static_cast<int>(::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicMinS, reinterpret_cast<unsigned*>(p),
                                                         static_cast<unsigned>(v), 0));
@@ -262,15 +263,6 @@ inline unsigned atomicCAS(unsigned* p, unsigned compare, unsigned v) {
 }
 inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long compare, unsigned long long v) {
   return ::cudasim::detail::atomic_u64(::cudasim::detail::kAtomicCas, p, v, compare);
-}
-inline unsigned atomicInc(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicInc, p, v, 0);
-}
-inline unsigned atomicAnd(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicAnd, p, v, 0);
-}
-inline unsigned atomicOr(unsigned* p, unsigned v) {
-  return ::cudasim::detail::atomic_u32(::cudasim::detail::kAtomicOr, p, v, 0);
 }
 
 // ---------------------------------------------------------------------------

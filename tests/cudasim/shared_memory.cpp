@@ -338,33 +338,23 @@ extern "C" void __tsan_vptr_update(void**, void*) {}
 
 // Atomic builtins in instrumented code (none in the kernels so far; the
 // library's own headers may use some): performed as they are.
+#define CUDASIM_FETCH(BITS, T, OP)                                                                        \
+  extern "C" T __tsan_atomic##BITS##_fetch_##OP(volatile T* a, T v, int) {                                \
+    return __atomic_fetch_##OP(a, v, __ATOMIC_SEQ_CST);                                                   \
+  }
+#define CUDASIM_CAS(BITS, T, NAME, WEAK)                                                                  \
+  extern "C" int __tsan_atomic##BITS##_compare_exchange_##NAME(volatile T* a, T* c, T v, int, int) {      \
+    return __atomic_compare_exchange_n(a, c, v, WEAK, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                \
+  }
 #define CUDASIM_ATOMICS(BITS, T)                                                                          \
   extern "C" T __tsan_atomic##BITS##_load(const volatile T* a, int) { return __atomic_load_n(a, __ATOMIC_SEQ_CST); } \
   extern "C" void __tsan_atomic##BITS##_store(volatile T* a, T v, int) { __atomic_store_n(a, v, __ATOMIC_SEQ_CST); } \
   extern "C" T __tsan_atomic##BITS##_exchange(volatile T* a, T v, int) {                                  \
     return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);                                                   \
   }                                                                                                       \
-  extern "C" T __tsan_atomic##BITS##_fetch_add(volatile T* a, T v, int) {                                 \
-    return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);                                                    \
-  }                                                                                                       \
-  extern "C" T __tsan_atomic##BITS##_fetch_sub(volatile T* a, T v, int) {                                 \
-    return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST);                                                    \
-  }                                                                                                       \
-  extern "C" T __tsan_atomic##BITS##_fetch_and(volatile T* a, T v, int) {                                 \
-    return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST);                                                    \
-  }                                                                                                       \
-  extern "C" T __tsan_atomic##BITS##_fetch_or(volatile T* a, T v, int) {                                  \
-    return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST);                                                     \
-  }                                                                                                       \
-  extern "C" T __tsan_atomic##BITS##_fetch_xor(volatile T* a, T v, int) {                                 \
-    return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST);                                                    \
-  }                                                                                                       \
-  extern "C" int __tsan_atomic##BITS##_compare_exchange_strong(volatile T* a, T* c, T v, int, int) {      \
-    return __atomic_compare_exchange_n(a, c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                \
-  }                                                                                                       \
-  extern "C" int __tsan_atomic##BITS##_compare_exchange_weak(volatile T* a, T* c, T v, int, int) {        \
-    return __atomic_compare_exchange_n(a, c, v, true, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                 \
-  }                                                                                                       \
+  CUDASIM_FETCH(BITS, T, add) CUDASIM_FETCH(BITS, T, sub) CUDASIM_FETCH(BITS, T, and)                     \
+  CUDASIM_FETCH(BITS, T, or) CUDASIM_FETCH(BITS, T, xor)                                                  \
+  CUDASIM_CAS(BITS, T, strong, false) CUDASIM_CAS(BITS, T, weak, true)                                    \
   extern "C" T __tsan_atomic##BITS##_compare_exchange_val(volatile T* a, T c, T v, int, int) {            \
     __atomic_compare_exchange_n(a, &c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                      \
     return c;                                                                                             \
@@ -374,6 +364,8 @@ CUDASIM_ATOMICS(16, unsigned short)
 CUDASIM_ATOMICS(32, unsigned int)
 CUDASIM_ATOMICS(64, unsigned long long)
 #undef CUDASIM_ATOMICS
+#undef CUDASIM_CAS
+#undef CUDASIM_FETCH
 extern "C" void __tsan_atomic_thread_fence(int) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 extern "C" void __tsan_atomic_signal_fence(int) {}
 #endif

@@ -99,6 +99,17 @@ inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const V& v) {
 
 namespace detail_ {
 inline int lane_now() { return static_cast<int>(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32; }
+
+// fn(t, row, column) for each element t of the calling lane's fragment F.
+template <typename F, typename Fn>
+inline void for_each_element(Fn&& fn) {
+  const int lane = lane_now();
+  for (int t = 0; t < F::num_elements; ++t) {
+    int r, c;
+    ::cudasim::detail::element_of(F::use, F::shape::rows, F::shape::cols, lane, t, r, c);
+    fn(t, r, c);
+  }
+}
 }  // namespace detail_
 
 // matrix_a / matrix_b: the layout is the fragment's.
@@ -109,12 +120,9 @@ inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const P* ptr,
   static_assert(!std::is_void_v<Layout>, "load_matrix_sync of an accumulator needs a layout_t");
   const int layout = ::cudasim::detail::layout_code<Layout>();
   ::cudasim::detail::wmma_memory_collective(false, ptr, ldm, layout, sizeof(P), where);
-  const int lane = detail_::lane_now();
-  for (int t = 0; t < F::num_elements; ++t) {
-    int r, c;
-    ::cudasim::detail::element_of(F::use, F::shape::rows, F::shape::cols, lane, t, r, c);
+  detail_::for_each_element<F>([&](int t, int r, int c) {
     f.x[t] = static_cast<typename F::element_type>(layout ? ptr[c * ldm + r] : ptr[r * ldm + c]);
-  }
+  });
 }
 
 // The accumulator, with the layout in memory.
@@ -123,12 +131,9 @@ inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void>& f, const P
                              std::source_location where = std::source_location::current()) {
   using F = fragment<accumulator, M, N, K, T, void>;
   ::cudasim::detail::wmma_memory_collective(false, ptr, ldm, layout, sizeof(P), where);
-  const int lane = detail_::lane_now();
-  for (int t = 0; t < F::num_elements; ++t) {
-    int r, c;
-    ::cudasim::detail::element_of(F::use, M, N, lane, t, r, c);
+  detail_::for_each_element<F>([&](int t, int r, int c) {
     f.x[t] = static_cast<typename F::element_type>(layout == mem_col_major ? ptr[c * ldm + r] : ptr[r * ldm + c]);
-  }
+  });
 }
 
 template <int M, int N, int K, typename T, typename P>
@@ -136,12 +141,9 @@ inline void store_matrix_sync(P* ptr, const fragment<accumulator, M, N, K, T, vo
                               std::source_location where = std::source_location::current()) {
   using F = fragment<accumulator, M, N, K, T, void>;
   ::cudasim::detail::wmma_memory_collective(true, ptr, ldm, layout, sizeof(P), where);
-  const int lane = detail_::lane_now();
-  for (int t = 0; t < F::num_elements; ++t) {
-    int r, c;
-    ::cudasim::detail::element_of(F::use, M, N, lane, t, r, c);
+  detail_::for_each_element<F>([&](int t, int r, int c) {
     (layout == mem_col_major ? ptr[c * ldm + r] : ptr[r * ldm + c]) = static_cast<P>(f.x[t]);
-  }
+  });
 }
 
 template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB, typename TC>
