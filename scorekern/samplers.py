@@ -38,32 +38,14 @@ from tqdm.auto import tqdm
 from . import ops
 from .ops._checks import like_x
 from .sde import SDE
-from .steps import (_ald_step, ancestral_coefficients, ancestral_step, annealed_langevin_step,
-                    corrector_alpha, euler_maruyama_coefficients, euler_maruyama_step, langevin_corrector_step,
-                    ou_reverse_coefficients, ou_reverse_step, reverse_diffusion_coefficients, reverse_diffusion_step)
+from . import steps
+from .steps import _ald_step, ancestral_coefficients, corrector_alpha, euler_maruyama_coefficients, \
+    ou_reverse_coefficients, reverse_diffusion_coefficients, reverse_diffusion_step
 
-__all__ = [
-    "euler_maruyama_coefficients",
-    "reverse_diffusion_coefficients",
-    "ancestral_coefficients",
-    "ou_reverse_coefficients",
-    "corrector_alpha",
-    "euler_maruyama_step",
-    "reverse_diffusion_step",
-    "ancestral_step",
-    "ou_reverse_step",
-    "langevin_corrector_step",
-    "annealed_langevin_step",
-    "langevin",
-    "annealed_langevin",
-    "euler_maruyama",
-    "pc_sampler",
-    "ode_sampler",
-    "ancestral",
-    "inpaint",
-    "PREDICTORS",
-    "CORRECTORS",
-]
+# One step of each sampler (scorekern.steps), exported here too.
+globals().update({name: getattr(steps, name) for name in steps.__all__})
+__all__ = steps.__all__ + ["langevin", "annealed_langevin", "euler_maruyama", "pc_sampler", "ode_sampler",
+                           "ancestral", "inpaint", "PREDICTORS", "CORRECTORS"]
 
 
 # ---------------------------------------------------------------------------

@@ -46,6 +46,18 @@ def opmath(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def loss_tol(dtype):
+    """The losses' per-row sums of squares against a twin, in float32 (float64):
+    relative error ~ √n·ulp."""
+    return dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-5)
+
+
+def sums_tol(dtype):
+    """Row sums in another order (the GPU's blocks, the CPU's tiles): float32
+    (float64) rounding of Σ|terms|."""
+    return dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-6)
+
+
 @pytest.fixture
 def nvcc():
     path = shutil.which("nvcc")

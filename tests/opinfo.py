@@ -2,28 +2,22 @@
 
 Each op's test file lists its samples once (an :class:`OpInfo` of the
 public function in :mod:`scorekern.ops`) and gets, from :func:`op_tests`:
-
-- ``test_<op>_twin``: the op against its twin in :mod:`scorekern.reference`
-  on the same inputs and explicit noise, the twin computed in the kernels'
-  arithmetic dtype;
-- ``test_<op>_opcheck``: ``torch.library.opcheck`` of every compiled op the
-  call reaches (schema, fake kernel, autograd registration, AOT dispatch);
-- ``test_<op>_gradcheck``: ``torch.autograd.gradcheck`` in float64 where the
-  op is differentiable;
-- ``test_<op>_rejects_bad_input``: each data argument replaced by a
-  non-tensor, an integer tensor and a tensor of the wrong shape gives an
-  error that names it, as do the op's own bad inputs;
-- ``test_<op>_simulated`` (marker ``cuda_sim``): the same call with the
-  compiled library pointed at the CUDA simulator (CPU tensors, the CUDA
-  kernels run by tests/cudasim), forward and backward, against the CPU
-  kernels under several schedule seeds: bit for bit unless the sample
-  states a tolerance.
-
-A new op gets all of them by listing its samples.
+``test_<op>_twin`` (against its twin in :mod:`scorekern.reference` on the
+same inputs and explicit noise, the twin computed in the kernels' arithmetic
+dtype); ``test_<op>_opcheck`` (``torch.library.opcheck`` of every compiled
+op the call reaches); ``test_<op>_gradcheck`` (float64, where the op is
+differentiable); ``test_<op>_rejects_bad_input`` (each data argument as a
+non-tensor, an integer tensor and a tensor of the wrong shape gives an error
+that names it, as do the op's own bad inputs); ``test_<op>_simulated``
+(marker ``cuda_sim``: the same call, forward and backward, with the
+compiled library pointed at the CUDA simulator, against the CPU kernels
+under several schedule seeds, bit for bit unless the sample states a
+tolerance). A new op gets all of them by listing its samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -124,30 +118,29 @@ class _Recorder:
         return call
 
 
-def _library():
-    return sys.modules["scorekern.ops._library"]
+@contextlib.contextmanager
+def library_as(replacement):
+    """scorekern's ops call `replacement` for their compiled library inside the block."""
+    module = sys.modules["scorekern.ops._library"]
+    real, module.LIB = module.LIB, replacement
+    try:
+        yield
+    finally:
+        module.LIB = real
 
 
 def record_ops(fn, *args, **kwargs):
     """The (op overload, args) of every compiled op that fn(*args, **kwargs) calls."""
-    lib = _library()
-    recorder = _Recorder(lib.LIB)
-    lib.LIB = recorder
-    try:
+    recorder = _Recorder(torch.ops.scorekern)
+    with library_as(recorder):
         fn(*args, **kwargs)
-    finally:
-        lib.LIB = recorder._lib
     return recorder.calls
 
 
 def run_simulated(sim, fn, args, kwargs):
     """fn(*args, **kwargs) with scorekern's compiled library pointed at the simulator."""
-    lib = _library()
-    real, lib.LIB = lib.LIB, sim
-    try:
+    with library_as(sim):
         return fn(*args, **kwargs)
-    finally:
-        lib.LIB = real
 
 
 def _grads(result, tensors):
@@ -374,6 +367,20 @@ def view_for(i, shape):
 
 def generator(i):
     return torch.Generator().manual_seed(SEEDS[i % len(SEEDS)])
+
+
+def update_kwargs(kw, x, i, view, explicit, placement, mean):
+    """kw with the noise of an update sample (an explicit tensor, or a
+    generator and, every other time, row ids) and its out= (placement)."""
+    if explicit:
+        kw["noise"] = data(tuple(x.shape), x.dtype, 100 + i, view)
+    else:
+        kw["generator"] = generator(i)
+        if i % 2:
+            kw["row_ids"] = row_ids(rows_of(tuple(x.shape)), i)
+    if placement:
+        kw["out"] = outs(x, placement, mean)
+    return kw
 
 
 def outs(x, placement, mean):

@@ -10,7 +10,7 @@ from torch.autograd.graph import saved_tensors_hooks
 import scorekern
 from scorekern import ops, reference
 
-from conftest import DTYPES, SHAPES, TOL, devices, opmath, requires_compiled
+from conftest import DTYPES, SHAPES, TOL, devices, loss_tol, opmath, requires_compiled, sums_tol
 from opinfo import BadInput, OpInfo, Sample, coefficient, data, describe, generator, op_tests, row_ids, rows_of, \
     shape_dtype_cases, view_for
 
@@ -34,11 +34,6 @@ def _scales(kind, shape, device):
     rows = _rows(shape)
     p, q, w = (torch.rand(rows, generator=g, dtype=torch.float64) + 0.25 for _ in range(3))
     return p.to(device), (-q).to(device), w.to(device)
-
-
-def _loss_tol(dtype):
-    # Per-row sums of squares in float32 (float64): relative error ~ √n·ulp.
-    return dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------
@@ -117,7 +112,7 @@ def test_dsm_regenerated_noise_matches_twin(device, dtype, shape, kind):
     z = noise.tensor(opmath(dtype))  # the kernels' z, before any rounding to dtype
     got, grad, want, want_grad = _dsm_both(score, noise, z, p, q, w, reduction="none")
     assert got.dtype == opmath(dtype) and got.shape == (_rows(shape),)
-    torch.testing.assert_close(got, want, **_loss_tol(dtype))
+    torch.testing.assert_close(got, want, **loss_tol(dtype))
     assert grad.dtype == dtype
     torch.testing.assert_close(grad, want_grad, **TOL[dtype])
 
@@ -129,7 +124,7 @@ def test_dsm_noise_tensor_matches_twin(device, dtype, shape):
     score, z = _randn(shape, dtype, device, 1), _randn(shape, dtype, device, 2)
     p, q, w = _scales("rows", shape, device)
     got, grad, want, want_grad = _dsm_both(score, z, z, p, q, w, reduction="none")
-    torch.testing.assert_close(got, want, **_loss_tol(dtype))
+    torch.testing.assert_close(got, want, **loss_tol(dtype))
     torch.testing.assert_close(grad, want_grad, **TOL[dtype])
 
 
@@ -253,29 +248,6 @@ def test_compiled_handle_under_the_twin_backend():
 # Errors
 
 
-def test_errors_name_the_argument():
-    x = torch.randn(4, 6)
-    _, noise = ops.perturb(x, 1.0, 0.5)
-    cases = [
-        (lambda: ops.perturb(x.long(), 1.0, 0.5), TypeError, "x0"),
-        (lambda: ops.perturb(x, 1.0, -0.5), ValueError, "std"),
-        (lambda: ops.perturb(x, torch.ones(3), 0.5), ValueError, "mean_coef"),
-        (lambda: ops.perturb(x, 1.0, 0.5, row_ids=torch.arange(3)), ValueError, "row_ids"),
-        (lambda: ops.dsm_loss(torch.randn(4, 5), noise, 1.0), ValueError, "shape"),
-        (lambda: ops.dsm_loss(x, x.numpy(), 1.0), TypeError, "noise"),
-        (lambda: ops.dsm_loss(x, x.double(), 1.0), TypeError, "noise"),
-        (lambda: ops.dsm_loss(x, noise, torch.ones(2)), ValueError, "score_scale"),
-        (lambda: ops.dsm_loss(x, noise, 1.0, weight=torch.ones(5)), ValueError, "weight"),
-        (lambda: ops.dsm_loss(x, noise, 1.0, weight="2"), TypeError, "weight"),
-        (lambda: ops.dsm_loss(x, noise, 1.0, row_reduction="max"), ValueError, "row_reduction"),
-        (lambda: ops.dsm_loss(x, noise, 1.0, reduction="avg"), ValueError, "reduction"),
-        (lambda: ops.dsm_loss(x, noise, torch.ones(4, requires_grad=True)), RuntimeError, "score_scale"),
-    ]
-    for fn, exc, word in cases:
-        with pytest.raises(exc, match=word):
-            fn()
-
-
 def test_cpp_checks_guard_direct_calls():
     x = torch.randn(4, 6)
     with pytest.raises(RuntimeError, match="noise must have score's shape"):
@@ -297,11 +269,6 @@ def test_torch_compile_traces_the_losses():
 
 # ---------------------------------------------------------------------------
 # The samples every generic test draws from (tests/opinfo.py)
-
-
-def _sums_tol(dtype):
-    # Row sums in another order (the GPU's blocks, the CPU's tiles): float32 rounding of Σ|terms|.
-    return dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-6)
 
 
 def perturb_samples():
@@ -356,16 +323,39 @@ def dsm_loss_samples():
         grad = ((0,) if regenerated else (0, 1)) if small else ()
         out.append(Sample(make, describe(shape, dtype, view, "/".join(kinds), row_reduction, reduction,
                                          "regenerated" if regenerated else "noise tensor"),
-                          dtype, grad=grad, sim_tol=_sums_tol(dtype), opcheck=i in (0, 5, 13, 22)))
+                          dtype, grad=grad, sim_tol=sums_tol(dtype), opcheck=i in (0, 5, 13, 22)))
     return out
 
 
-PERTURB = OpInfo("perturb", perturb_samples, data_args={0: "x0"}, differentiable=True)
-DSM_LOSS = OpInfo("dsm_loss", dsm_loss_samples, data_args={0: "score", 1: "noise"},
-                  twin_tol=lambda sample: _loss_tol(sample.dtype), differentiable=True, bad_inputs=lambda: [
-                      BadInput(lambda: ((torch.randn(4, 3), torch.randn(4, 3), 1.0), {"reduction": "avg"}),
-                               ValueError, "reduction", "reduction"),
-                  ])
+def perturb_bad_inputs():
+    x = torch.randn(4, 6)
+    return [BadInput(lambda: ((x.long(), 1.0, 0.5), {}), TypeError, "x0", "integer x0"),
+            BadInput(lambda: ((x, 1.0, -0.5), {}), ValueError, "std", "negative std"),
+            BadInput(lambda: ((x, torch.ones(3), 0.5), {}), ValueError, "mean_coef", "mean_coef of 3 rows"),
+            BadInput(lambda: ((x, 1.0, 0.5), {"row_ids": torch.arange(3)}), ValueError, "row_ids", "3 row ids")]
+
+
+def dsm_loss_bad_inputs():
+    x = torch.randn(4, 6)
+    _, noise = ops.perturb(x, 1.0, 0.5)
+
+    def case(args, kwargs, error, match):
+        return BadInput(lambda: (args, kwargs), error, match, match)
+
+    return [case((torch.randn(4, 5), noise, 1.0), {}, ValueError, "shape"),
+            case((x, x.numpy(), 1.0), {}, TypeError, "noise"),
+            case((x, x.double(), 1.0), {}, TypeError, "noise"),
+            case((x, noise, torch.ones(2)), {}, ValueError, "score_scale"),
+            case((x, noise, 1.0), {"weight": torch.ones(5)}, ValueError, "weight"),
+            case((x, noise, 1.0), {"weight": "2"}, TypeError, "weight"),
+            case((x, noise, 1.0), {"row_reduction": "max"}, ValueError, "row_reduction"),
+            case((x, noise, 1.0), {"reduction": "avg"}, ValueError, "reduction"),
+            case((x, noise, torch.ones(4, requires_grad=True)), {}, RuntimeError, "score_scale")]
+
+
+PERTURB = OpInfo("perturb", perturb_samples, data_args={0: "x0"}, bad_inputs=perturb_bad_inputs, differentiable=True)
+DSM_LOSS = OpInfo("dsm_loss", dsm_loss_samples, data_args={0: "score", 1: "noise"}, bad_inputs=dsm_loss_bad_inputs,
+                  twin_tol=lambda sample: loss_tol(sample.dtype), differentiable=True)
 OP_INFOS = [PERTURB, DSM_LOSS]
 globals().update(op_tests(PERTURB))
 globals().update(op_tests(DSM_LOSS))

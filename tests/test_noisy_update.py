@@ -8,8 +8,8 @@ import torch
 from scorekern import ops, reference
 
 from conftest import DTYPES, SHAPES, TOL, devices, opmath, requires_compiled
-from opinfo import (COEFFICIENT_KINDS, OpInfo, Sample, coefficient, data, describe, generator, op_tests, outs,
-                    row_ids, rows_of, shape_dtype_cases, view_for)
+from opinfo import (COEFFICIENT_KINDS, OpInfo, Sample, coefficient, data, describe, op_tests, rows_of,
+                    shape_dtype_cases, update_kwargs, view_for)
 
 pytestmark = requires_compiled
 
@@ -365,16 +365,7 @@ def noisy_update_samples():
             args = [x, s, a, b, c]
             for k in grad:
                 args[k] = args[k].requires_grad_()
-            kw = {"return_mean": mean}
-            if explicit:
-                kw["noise"] = data(shape, dtype, 100 + i, view)
-            else:
-                kw["generator"] = generator(i)
-                if i % 2:
-                    kw["row_ids"] = row_ids(rows, i)
-            if placement:
-                kw["out"] = outs(x, placement, mean)
-            return tuple(args), kw
+            return tuple(args), update_kwargs({"return_mean": mean}, x, i, view, explicit, placement, mean)
 
         out.append(Sample(make, describe(shape, dtype, view, "/".join(kinds), placement, "mean" if mean else "",
                                          "noise" if explicit else "drawn"),

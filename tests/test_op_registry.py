@@ -7,11 +7,12 @@ import os
 import re
 
 import pytest
+import torch
 
 from scorekern import bench, ops, reference
 
 from conftest import requires_compiled
-from opinfo import _grads, _library, _Recorder
+from opinfo import _grads, _Recorder, library_as
 from test_cuda_sim import op_infos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,18 +37,14 @@ def _schemas():
 def test_every_schema_is_reached_by_the_samples():
     schemas = _schemas()
     assert {"noisy_update", "noisy_update_out", "mixture_score_backward", "philox4x32"} <= schemas
-    lib = _library()
-    recorder = _Recorder(lib.LIB)
-    lib.LIB = recorder
-    try:
+    recorder = _Recorder(torch.ops.scorekern)
+    with library_as(recorder):
         for info in op_infos():
             for sample in info.samples():
                 args, kwargs = sample.make()
                 got = info.fn(*args, **kwargs)
                 if sample.grad:
                     _grads(got, [args[i] for i in sample.grad])
-    finally:
-        lib.LIB = recorder._lib
     reached = {op.name().split("::")[1].split(".")[0] for op, _ in recorder.calls}
     assert schemas <= reached, f"no sample reaches {sorted(schemas - reached)}"
 

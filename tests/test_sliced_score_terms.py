@@ -8,34 +8,10 @@ import torch
 
 from scorekern import ops, reference
 
-from conftest import DTYPES, SHAPES, TOL, devices, opmath, requires_compiled
-from opinfo import OpInfo, Sample, data, describe, op_tests, shape_dtype_cases, view_for
+from conftest import DTYPES, SHAPES, TOL, devices, loss_tol, opmath, requires_compiled, sums_tol
+from opinfo import BadInput, OpInfo, Sample, data, describe, op_tests, rows_of, shape_dtype_cases, view_for
 
 pytestmark = requires_compiled
-
-
-def _randn(shape, dtype, device="cpu", seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-
-
-def _rows(shape):
-    return 1 if len(shape) == 1 else shape[0]
-
-
-def _scales(kind, shape, device):
-    """(score_scale, noise_scale, weight) as floats or [B] tensors."""
-    if kind == "float":
-        return 0.7, 1.3, 2.0
-    g = torch.Generator().manual_seed(3)
-    rows = _rows(shape)
-    p, q, w = (torch.rand(rows, generator=g, dtype=torch.float64) + 0.25 for _ in range(3))
-    return p.to(device), (-q).to(device), w.to(device)
-
-
-def _loss_tol(dtype):
-    # Per-row sums of squares in float32 (float64): relative error ~ √n·ulp.
-    return dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------
@@ -47,7 +23,7 @@ def _loss_tol(dtype):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("variance_reduction", [False, True])
 def test_sliced_terms_match_twin(device, dtype, shape, variance_reduction):
-    tensors = [_randn(shape, dtype, device, seed=k) for k in range(3)]
+    tensors = [data(shape, dtype, k).to(device) for k in range(3)]
     results = []
     for fn in (ops.sliced_score_terms, reference.sliced_score_terms):
         leaves = [t.clone().requires_grad_() for t in tensors]
@@ -55,15 +31,15 @@ def test_sliced_terms_match_twin(device, dtype, shape, variance_reduction):
         (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=device)).sum().backward()
         results.append((out, [t.grad for t in leaves]))
     (got, got_grads), (want, want_grads) = results
-    assert got.dtype == opmath(dtype) and got.shape == (_rows(shape),)
-    torch.testing.assert_close(got, want, **_loss_tol(dtype))
+    assert got.dtype == opmath(dtype) and got.shape == (rows_of(shape),)
+    torch.testing.assert_close(got, want, **loss_tol(dtype))
     for g, w in zip(got_grads, want_grads):
         assert g.dtype == dtype
         torch.testing.assert_close(g, w, **TOL[dtype])
 
 
 def test_sliced_gradcheck():
-    leaves = [_randn((3, 7), torch.float64, seed=k).requires_grad_() for k in range(3)]
+    leaves = [data((3, 7), torch.float64, k).requires_grad_() for k in range(3)]
     for vr in (False, True):
         def f(s, u, v, vr=vr):
             return ops.sliced_score_terms(s, u, v, variance_reduction=vr)
@@ -74,23 +50,12 @@ def test_sliced_gradcheck():
 
 @pytest.mark.parametrize("device", devices())
 def test_opcheck(device):
-    score, z = _randn((4, 10), torch.float32, device), _randn((4, 10), torch.float32, device, 1)
-    v = _randn((4, 10), torch.float32, device, 2)
+    score, z = data((4, 10), torch.float32, 0).to(device), data((4, 10), torch.float32, 1).to(device)
+    v = data((4, 10), torch.float32, 2).to(device)
     for vr in (False, True):
         torch.library.opcheck(torch.ops.scorekern.sliced_score_terms.default, (score, z, v, vr))
         torch.library.opcheck(torch.ops.scorekern.sliced_score_terms.default,
                               (score.double().requires_grad_(), z.double().requires_grad_(), v.double(), vr))
-
-
-def test_errors_name_the_argument():
-    x = torch.randn(4, 6)
-    cases = [
-        (lambda: ops.sliced_score_terms(x, x, x[:2]), ValueError, "v"),
-        (lambda: ops.sliced_score_terms(x, x.half(), x), TypeError, "vjp"),
-    ]
-    for fn, exc, word in cases:
-        with pytest.raises(exc, match=word):
-            fn()
 
 
 def test_cpp_checks_guard_direct_calls():
@@ -100,8 +65,8 @@ def test_cpp_checks_guard_direct_calls():
 
 
 def test_torch_compile_traces_the_op():
-    score = _randn((8, 12), torch.float32).requires_grad_()
-    z = _randn((8, 12), torch.float32, seed=1)
+    score = data((8, 12), torch.float32, 0).requires_grad_()
+    z = data((8, 12), torch.float32, 1)
     sliced = torch.compile(lambda s, u, v: ops.sliced_score_terms(s, u, v), fullgraph=True)
     torch.testing.assert_close(sliced(score, z, z), ops.sliced_score_terms(score, z, z))
 
@@ -124,14 +89,16 @@ def sliced_score_terms_samples():
                     t.requires_grad_()
             return tuple(tensors), {"variance_reduction": vr}
 
-        tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-6)
         out.append(Sample(make, describe(shape, dtype, view, "vr" if vr else ""), dtype,
-                          grad=(0, 1, 2) if small else (), sim_tol=tol, opcheck=i in (0, 5)))
+                          grad=(0, 1, 2) if small else (), sim_tol=sums_tol(dtype), opcheck=i in (0, 5)))
     return out
 
 
+X = torch.randn(4, 6)
 SLICED_SCORE_TERMS = OpInfo("sliced_score_terms", sliced_score_terms_samples,
-                            data_args={0: "score", 1: "vjp", 2: "v"}, twin_tol=lambda s: _loss_tol(s.dtype),
-                            differentiable=True)
+                            data_args={0: "score", 1: "vjp", 2: "v"}, twin_tol=lambda s: loss_tol(s.dtype),
+                            differentiable=True, bad_inputs=lambda: [
+                                BadInput(lambda: ((X, X, X[:2]), {}), ValueError, "v", "v of 2 rows"),
+                                BadInput(lambda: ((X, X.half(), X), {}), TypeError, "vjp", "float16 vjp")])
 OP_INFOS = [SLICED_SCORE_TERMS]
 globals().update(op_tests(SLICED_SCORE_TERMS))

@@ -6,8 +6,8 @@ import torch
 from scorekern import ops, reference
 
 from conftest import DTYPES, TOL, devices, opmath, requires_compiled
-from opinfo import BadInput, OpInfo, Sample, shape_dtype_cases, coefficient, data, describe, generator, op_tests, outs, row_ids, \
-    rows_of, view_for
+from opinfo import (BadInput, OpInfo, Sample, coefficient, data, describe, op_tests, rows_of, shape_dtype_cases,
+                    update_kwargs, view_for)
 
 pytestmark = requires_compiled
 
@@ -136,15 +136,7 @@ def snr_langevin_step_samples():
             x, s = data(shape, dtype, i, view), data(shape, dtype, 50 + i, view)
             kw = {"alpha": coefficient(kind, rows, dtype, i, positive=True, ndim=len(shape)), "norms": norms,
                   "return_mean": mean}
-            if explicit:
-                kw["noise"] = data(shape, dtype, 100 + i, view)
-            else:
-                kw["generator"] = generator(i)
-                if i % 2:
-                    kw["row_ids"] = row_ids(rows, i)
-            if placement:
-                kw["out"] = outs(x, placement, mean)
-            return (x, s, 0.16), kw
+            return (x, s, 0.16), update_kwargs(kw, x, i, view, explicit, placement, mean)
 
         out.append(Sample(make, describe(shape, dtype, view, kind, norms, placement, "mean" if mean else "",
                                          "noise" if explicit else "drawn"),
