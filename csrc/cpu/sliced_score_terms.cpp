@@ -34,18 +34,17 @@ void sliced_score_terms_tiles(const SlicedScoreArgs& args, const Plan& plan, dou
         const int64_t off = span_base(plan, sp) + r * sp.ncols;
         const int64_t slot = (sp.row0 + r) * plan.col_tiles + sp.col0 / kTile;
         const T *sr = score + off, *ur = vjp + off, *vv = v + off;
-        const bool vr = args.variance_reduction;
-        // Both sums from sliced_terms (the arithmetic CUDA's kernel uses); each pass keeps one.
-        first[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) {
-          O a, b;
-          sliced_terms(load_op(vv + i), load_op(ur + i), load_op(sr + i), vr, a, b);
-          return a;
-        });
-        second[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) {
-          O a, b;
-          sliced_terms(load_op(vv + i), load_op(ur + i), load_op(sr + i), vr, a, b);
-          return b;
-        });
+        // One pass per sum, the choice of the second term made outside the loop.
+        first[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) { return sliced_first(load_op(vv + i), load_op(ur + i)); });
+        if (args.variance_reduction) {
+          second[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) {
+            return sliced_second<true>(load_op(vv + i), load_op(sr + i));
+          });
+        } else {
+          second[slot] = sum_terms<O>(sp.ncols, [&](int64_t i) {
+            return sliced_second<false>(load_op(vv + i), load_op(sr + i));
+          });
+        }
       }
     }
   });

@@ -20,10 +20,17 @@ struct SlicedScoreArgs {
   void* second;
 };
 
+// The terms of one element: v·vjp, and v·s (plain) or s² (variance reduction).
+template <typename T>
+SK_HD SK_INLINE T sliced_first(T v, T vjp) { return v * vjp; }
+
+template <bool kVarianceReduction, typename T>
+SK_HD SK_INLINE T sliced_second(T v, T s) { return kVarianceReduction ? s * s : v * s; }
+
 template <typename T>
 SK_HD SK_INLINE void sliced_terms(T v, T vjp, T s, bool variance_reduction, T& first, T& second) {
-  first = v * vjp;
-  second = variance_reduction ? s * s : v * s;
+  first = sliced_first(v, vjp);
+  second = variance_reduction ? sliced_second<true>(v, s) : sliced_second<false>(v, s);
 }
 
 namespace cpu { void sliced_score_terms(const SlicedScoreArgs& args); }

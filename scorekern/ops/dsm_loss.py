@@ -13,7 +13,7 @@ from .. import _backend
 from . import _twins
 from ._checks import check_data, check_like, check_row_ids, coefficient, coefs, opmath, rows
 from . import _library
-from ._library import no_grad_for, register_autograd
+from ._library import register_autograd
 from ._stream import stream
 
 __all__ = ["Noise", "perturb", "dsm_loss"]
@@ -184,7 +184,6 @@ _SCORE, _NOISE = 0, 4  # input positions
 def _setup(ctx, inputs, output):
     score, values, slots, scales, noise, seed, offset, row_ids = inputs
     ctx.slots, ctx.scales, ctx.stream = list(slots), list(scales), (seed, offset)
-    ctx.n_values = len(values)
     # The score is the model's own output, already alive; the noise is kept
     # only when the caller passed it as a tensor.
     ctx.save_for_backward(score, noise, row_ids, *values)
@@ -207,8 +206,7 @@ def _backward(ctx, grad):
 
     grad_score = update(p * p, p * q) if needs[_SCORE] else None
     grad_noise = update(p * q, q * q) if needs[_NOISE] else None
-    values_grad = [None] * ctx.n_values
-    return grad_score, values_grad, no_grad_for(ctx.slots), None, grad_noise, None, None, None
+    return grad_score, None, None, None, grad_noise, None, None, None
 
 
 register_autograd("dsm_loss", _backward, _setup)

@@ -15,7 +15,7 @@ from . import _twins
 from ._checks import check_data, coefficient, coefs
 from ._checks import opmath as opmath_of
 from . import _library
-from ._library import no_grad_for, register_autograd
+from ._library import register_autograd
 
 __all__ = ["mixture_score", "mixture_log_prob"]
 
@@ -129,7 +129,6 @@ def _setup(ctx, inputs, output):
     score, lse = output
     ctx.set_materialize_grads(False)  # an unused output's gradient stays None: no pass for it
     ctx.bandwidth = (list(slots), list(scales))
-    ctx.n_values = len(values)
     ctx.with_score = with_score
     ctx.save_for_backward(x, centers, log_weights, score, lse, *values)
 
@@ -146,8 +145,7 @@ def _backward(ctx, grad_score, grad_lse):
     if grad_lse is not None:
         term = grad_lse.unsqueeze(1).to(score.dtype) * score
         grad = term if grad is None else grad + term
-    slots, _ = ctx.bandwidth
-    return grad, None, [None] * ctx.n_values, no_grad_for(slots), None, None, None
+    return grad, None, None, None, None, None, None
 
 
 register_autograd("mixture_score", _backward, _setup)

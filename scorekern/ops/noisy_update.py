@@ -13,7 +13,7 @@ from .. import _backend
 from . import _twins
 from ._checks import check_update, coefficient, coefs, row_view
 from . import _library
-from ._library import no_grad_for, register_autograd
+from ._library import register_autograd
 from ._stream import stream
 
 __all__ = ["noisy_update", "noisy_update_", "langevin_step"]
@@ -138,7 +138,7 @@ def _backward(ctx, grad_out, grad_mean):
                 z = _library.LIB.randn(torch.empty(shape, dtype=dtype, device=device), *ctx.stream, row_ids)
             product = grad_out * z
         grad_values.append(_coef_grad(v, product.to(v.dtype)) * ctx.scales[slot])
-    return (grad_x, grad_score, grad_values, no_grad_for(ctx.slots), None, grad_noise, None, None, None, None)
+    return (grad_x, grad_score, grad_values, None, None, grad_noise, None, None, None, None)
 
 
 register_autograd("noisy_update", _backward, _setup)
