@@ -24,8 +24,8 @@ import importlib
 from ._stream import draw_seed_offset
 
 # The op modules, in the order of the docs: adding an op adds its name here.
-OP_MODULES = ("philox4x32", "noise", "noisy_update", "snr_langevin_step", "masked_update", "dsm_loss",
-              "sliced_score_terms", "mixture_score")
+OP_MODULES = ("philox4x32", "noise", "noisy_update", "snr_langevin_step", "masked_update",
+              "multistep_update", "dsm_loss", "sliced_score_terms", "mixture_score")
 
 __all__ = ["draw_seed_offset"]  # then every op module's public names
 for _name in OP_MODULES:
