@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import trange
 
 from .. import ops
+from ._common import affine
 
 __all__ = [
     "append_zero", "get_sigmas_karras", "get_sigmas_exponential", "get_sigmas_polyexponential", "get_sigmas_vp",
@@ -101,8 +102,6 @@ def get_ancestral_step(sigma_from, sigma_to, eta=1.0):
 class _Run:
     """One sampler run: the model call, the noise and the fused steps."""
 
-    _quiet: dict = {}  # per device, a generator that deterministic steps draw their unused offsets from
-
     def __init__(self, model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise=1.0):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a tensor, got {type(x).__name__}")
@@ -114,10 +113,6 @@ class _Run:
         self.model, self.extra_args = model, {} if extra_args is None else extra_args
         self.sampler, self.generator, self.row_ids = noise_sampler, generator, row_ids
         self.s_in = x.new_ones([x.shape[0]])
-        key = str(x.device)
-        if key not in self._quiet:
-            self._quiet[key] = torch.Generator(device=x.device)
-        self.quiet = self._quiet[key]
 
     def denoise(self, x, sigma):
         """The model's denoised estimate at the 0-d tensor ``sigma``, as k-diffusion calls it."""
@@ -135,15 +130,11 @@ class _Run:
 
     def step(self, x, denoised, a, b, c=0.0, noise=None):
         """``a·x + b·denoised + c·z``: one fused launch (no noise drawn for c = 0)."""
-        if noise is None:
-            return ops.noisy_update(x, denoised, a, b, 0.0, generator=self.quiet)
-        return ops.noisy_update(x, denoised, a, b, c, **noise)
+        return affine(x, denoised, a, b, c, noise)
 
     def step2(self, x, denoised, denoised2, a, b, b2, c=0.0, noise=None):
         """``a·x + b·denoised + b2·denoised2 + c·z``: one fused launch."""
-        if noise is None:
-            return ops.multistep_update(x, denoised, denoised2, a, b, b2, 0.0, generator=self.quiet)
-        return ops.multistep_update(x, denoised, denoised2, a, b, b2, c, **noise)
+        return affine(x, denoised, a, b, c, noise, y2=denoised2, b2=b2)
 
     def churn(self, x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise):
         """Karras et al.'s churn: ``(x̂, σ̂)`` with x̂ = x + s_noise·√(σ̂² − σ²)·z."""
