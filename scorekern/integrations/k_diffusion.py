@@ -22,7 +22,9 @@ independent normals per step, not k-diffusion's Brownian tree (pass
 ``k_diffusion.sampling.BrownianTreeNoiseSampler`` to get that).
 
 Differences a user can see: a model output of another dtype than ``x`` is an
-error (k-diffusion would promote ``x``); ``s_noise`` must be ≥ 0.
+error (k-diffusion would promote ``x``); ``s_noise`` must be ≥ 0; every
+sampler runs under ``torch.no_grad`` (k-diffusion leaves ``sample_euler`` and
+``sample_dpmpp_2s_ancestral`` undecorated).
 """
 
 from __future__ import annotations
