@@ -138,6 +138,22 @@ class _Run:
         """``a·x + b·denoised + b2·denoised2 + c·z``: one fused launch."""
         return affine(x, denoised, a, b, c, noise, y2=denoised2, b2=b2)
 
+    def churned(self, x, sigmas, i, callback, s_churn, s_tmin, s_tmax, s_noise):
+        """Step i's start in the churn samplers: ``(x̂, σ̂, denoised)``, reported to ``callback``."""
+        x, sigma_hat = self.churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise)
+        denoised = self.denoise(x, sigma_hat)
+        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        return x, sigma_hat, denoised
+
+    def ancestral(self, x, sigmas, i, eta, callback, values=None):
+        """Step i's start in the ancestral samplers: ``(denoised, σ_down, σ_up)``,
+        reported to ``callback``; σ_down, σ_up from ``values`` (default ``sigmas``)."""
+        values = sigmas if values is None else values
+        denoised = self.denoise(x, sigmas[i])
+        down, up = get_ancestral_step(values[i], values[i + 1], eta=eta)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        return denoised, down, up
+
     def churn(self, x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise):
         """Karras et al.'s churn: ``(x̂, σ̂)`` with x̂ = x + s_noise·√(σ̂² − σ²)·z."""
         sigma = float(sigmas[i])
@@ -169,9 +185,7 @@ def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None,
     """Euler steps (Karras et al. 2022, Algorithm 2 with Euler steps)."""
     run = _Run(model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise)
     for i in trange(len(sigmas) - 1, disable=disable):
-        x, sigma_hat = run.churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = run.denoise(x, sigma_hat)
-        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        x, sigma_hat, denoised = run.churned(x, sigmas, i, callback, s_churn, s_tmin, s_tmax, s_noise)
         x = run.step(x, denoised, *_euler_coefs(float(sigma_hat), float(sigmas[i + 1])))
     return x
 
@@ -183,9 +197,7 @@ def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, dis
     run = _Run(model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise)
     sig = sigmas.tolist()
     for i in trange(len(sigmas) - 1, disable=disable):
-        denoised = run.denoise(x, sigmas[i])
-        down, up = get_ancestral_step(sig[i], sig[i + 1], eta=eta)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        denoised, down, up = run.ancestral(x, sigmas, i, eta, callback, sig)
         noise = run.noise(x, sigmas[i], sigmas[i + 1]) if sig[i + 1] > 0 else None
         x = run.step(x, denoised, *_euler_coefs(sig[i], down), s_noise * up, noise)
     return x
@@ -197,9 +209,7 @@ def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None, 
     """Heun steps (Karras et al. 2022, Algorithm 2); an Euler step to σ = 0."""
     run = _Run(model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise)
     for i in trange(len(sigmas) - 1, disable=disable):
-        x, sigma_hat = run.churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = run.denoise(x, sigma_hat)
-        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        x, sigma_hat, denoised = run.churned(x, sigmas, i, callback, s_churn, s_tmin, s_tmax, s_noise)
         s, s_next = float(sigma_hat), float(sigmas[i + 1])
         if s_next == 0:
             x = run.step(x, denoised, *_euler_coefs(s, s_next))
@@ -229,9 +239,7 @@ def sample_dpm_2(model, x, sigmas, extra_args=None, callback=None, disable=None,
     """A sampler inspired by DPM-Solver-2 and Karras et al. (2022), Algorithm 2."""
     run = _Run(model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise)
     for i in trange(len(sigmas) - 1, disable=disable):
-        x, sigma_hat = run.churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = run.denoise(x, sigma_hat)
-        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        x, sigma_hat, denoised = run.churned(x, sigmas, i, callback, s_churn, s_tmin, s_tmax, s_noise)
         if float(sigmas[i + 1]) == 0:
             x = run.step(x, denoised, *_euler_coefs(float(sigma_hat), 0.0))
         else:
@@ -245,9 +253,7 @@ def sample_dpm_2_ancestral(model, x, sigmas, extra_args=None, callback=None, dis
     """Ancestral sampling with DPM-Solver second-order steps."""
     run = _Run(model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise)
     for i in trange(len(sigmas) - 1, disable=disable):
-        denoised = run.denoise(x, sigmas[i])
-        down, up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta=eta)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        denoised, down, up = run.ancestral(x, sigmas, i, eta, callback)
         if float(down) == 0:
             x = run.step(x, denoised, *_euler_coefs(float(sigmas[i]), 0.0))
         else:
@@ -262,9 +268,7 @@ def sample_dpmpp_2s_ancestral(model, x, sigmas, extra_args=None, callback=None, 
     """Ancestral sampling with DPM-Solver++(2S) second-order steps."""
     run = _Run(model, x, sigmas, extra_args, noise_sampler, generator, row_ids, s_noise)
     for i in trange(len(sigmas) - 1, disable=disable):
-        denoised = run.denoise(x, sigmas[i])
-        down, up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta=eta)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        denoised, down, up = run.ancestral(x, sigmas, i, eta, callback)
         noise = run.noise(x, sigmas[i], sigmas[i + 1]) if float(sigmas[i + 1]) > 0 else None
         c = s_noise * float(up)
         if float(down) == 0:
